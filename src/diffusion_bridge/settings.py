@@ -11,4 +11,6 @@ CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
+    # Environments override only what differs: nested parameter keys are merged into base, not replaced.
+    "merge_strategy": {"parameters": "soft"},
 }

@@ -1,0 +1,98 @@
+"""Batched CLIP embedding: decoding and preprocessing in DataLoader workers, one model call per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from diffusion_bridge.clip.model import ClipModel
+from diffusion_bridge.corpus.errors import UnreadableImagesError
+from diffusion_bridge.corpus.images import open_rgb
+from diffusion_bridge.devices import autocast
+
+
+class ImageFiles(Dataset):
+    """Image files decoded and preprocessed on access (in worker processes)."""
+
+    def __init__(self, paths: Sequence[str], ids: Sequence[int], transform) -> None:
+        self.paths, self.ids, self.transform = list(paths), [int(i) for i in ids], transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        path = self.paths[index]
+        try:
+            image = open_rgb(path)
+        except OSError as exc:
+            raise UnreadableImagesError([(self.ids[index], path, f"{type(exc).__name__}: {exc}")], "the images table") from exc
+        return self.transform(image)
+
+
+class _Tokenize:
+    """Picklable collate function: tokenises a batch of captions inside a worker."""
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer = tokenizer
+
+    def __call__(self, texts: list[str]) -> torch.Tensor:
+        return self.tokenizer(texts)
+
+
+def _loader(dataset, batch_size: int, num_workers: int, device: torch.device, collate_fn=None) -> DataLoader:
+    workers = max(0, min(num_workers, len(dataset) // max(batch_size, 1)))  # no idle workers on tiny inputs
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=collate_fn,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+        prefetch_factor=4 if workers else None,
+    )
+
+
+@torch.inference_mode()
+def _embed(loader: DataLoader, encode, device: torch.device, precision: str, desc: str, progress: bool) -> torch.Tensor:
+    chunks = []
+    with autocast(device, precision):
+        for batch in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False):
+            chunks.append(encode(batch.to(device, non_blocking=True)).float())
+    if not chunks:
+        raise ValueError(f"{desc}: nothing to embed (empty input)")
+    return torch.cat(chunks).cpu()
+
+
+def embed_images(
+    clip: ClipModel,
+    paths: Sequence[str],
+    ids: Sequence[int],
+    device: torch.device,
+    batch_size: int = 256,
+    num_workers: int = 2,
+    precision: str = "fp16",
+    progress: bool = True,
+) -> torch.Tensor:
+    """Un-normalised image embeddings [N, D] in `paths` order (the reference stores raw `encode_image` outputs)."""
+    model = clip.model.to(device).eval()
+    loader = _loader(ImageFiles(paths, ids, clip.image_transform()), batch_size, num_workers, device)
+    return _embed(loader, model.encode_image, device, precision, "embed images", progress)
+
+
+def embed_texts(
+    clip: ClipModel,
+    texts: Sequence[str],
+    device: torch.device,
+    batch_size: int = 1024,
+    num_workers: int = 2,
+    precision: str = "fp16",
+    progress: bool = True,
+) -> torch.Tensor:
+    """Un-normalised caption embeddings [N, D] in `texts` order; tokenisation runs in the workers."""
+    model = clip.model.to(device).eval()
+    loader = _loader(list(texts), batch_size, num_workers, device, collate_fn=_Tokenize(clip.tokenizer()))
+    return _embed(loader, model.encode_text, device, precision, "embed captions", progress)

@@ -1,0 +1,129 @@
+"""Fitting a small CLIP from scratch on a corpus' train split (the offline default: no download at all).
+
+The logit scale is frozen (100, CLIP's own cap): on small data a learnable temperature closes the modality
+gap almost completely, while a fixed one keeps it, as in real CLIP — and the gap is what this study is about.
+A fixed step count and seed make the fit deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import open_clip
+import torch
+from open_clip.loss import ClipLoss
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from diffusion_bridge.clip.encoding import ImageFiles
+from diffusion_bridge.clip.model import ClipModel
+
+
+@dataclass(frozen=True)
+class ClipFitConfig:
+    """Hyper-parameters of the from-scratch fit (defaults live in conf/base/parameters_prepare.yml)."""
+
+    model_name: str = "SynthCLIP-Tiny"
+    steps: int = 600
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    warmup_steps: int = 50
+    logit_scale: float = 100.0
+    seed: int = 0
+    num_workers: int = 2
+
+
+def fit_clip(
+    image_paths: Sequence[str],
+    image_ids: Sequence[int],
+    captions: Sequence[str],
+    caption_image_ids: Sequence[int],
+    config: ClipFitConfig,
+    device: torch.device,
+    progress: bool = True,
+) -> ClipModel:
+    """Train `config.model_name` with open_clip's ClipLoss on (image, one of its captions) pairs."""
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    model = open_clip.create_model(config.model_name, device=device)
+    model.logit_scale.data.fill_(math.log(config.logit_scale))
+    model.logit_scale.requires_grad_(False)
+    clip = ClipModel(model=model, model_cfg=open_clip.get_model_config(config.model_name), info={})
+
+    pixels = _load_pixels(clip, image_paths, image_ids, config, device)
+    tokens = clip.tokenizer()(list(captions)).to(device)
+    first, count = _caption_groups(image_ids, caption_image_ids)
+
+    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=config.lr
+    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _warmup_cosine(s, config.warmup_steps, config.steps))
+    loss_fn = ClipLoss()
+    batch = min(config.batch_size, len(image_paths))
+    losses = torch.zeros(config.steps)
+    start = time.perf_counter()
+    model.train()
+    bar = tqdm(range(config.steps), desc="fit CLIP", disable=not progress, leave=False)
+    for step in bar:
+        images = torch.randperm(len(image_paths), generator=generator)[:batch]
+        pick = (torch.rand(batch, generator=generator) * count[images]).long()
+        image_features = model.encode_image(pixels[images.to(device)], normalize=True)
+        text_features = model.encode_text(tokens[(first[images] + pick).to(device)], normalize=True)
+        loss = loss_fn(image_features, text_features, model.logit_scale.exp())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        losses[step] = loss.detach().cpu()
+        if progress and step % 50 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    model.eval()
+    clip.info = {
+        "source": "fit",
+        "model_name": config.model_name,
+        "fit": {
+            **asdict(config),
+            "train_images": len(image_paths),
+            "train_captions": len(captions),
+            "first_loss": float(losses[:10].mean()),
+            "final_loss": float(losses[-10:].mean()),
+            "seconds": round(time.perf_counter() - start, 1),
+        },
+    }
+    return clip
+
+
+def _load_pixels(clip: ClipModel, paths, ids, config: ClipFitConfig, device: torch.device) -> torch.Tensor:
+    """Decode and preprocess every train image once; the small corpus fits on the device."""
+    loader = DataLoader(ImageFiles(paths, ids, clip.image_transform()), batch_size=256, num_workers=config.num_workers)
+    return torch.cat(list(loader)).to(device)
+
+
+def _caption_groups(image_ids: Sequence[int], caption_image_ids: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each image (in `image_ids` order): index of its first caption and its caption count.
+
+    Captions must be grouped by image in the same order (as the captions table is).
+    """
+    caption_images = torch.as_tensor(list(caption_image_ids))
+    position = {int(i): k for k, i in enumerate(image_ids)}
+    owner = torch.tensor([position[int(i)] for i in caption_images.tolist()])
+    if owner.numel() and bool((owner[1:] < owner[:-1]).any()):
+        raise ValueError("captions must be grouped by image, in the images table's order")
+    count = torch.bincount(owner, minlength=len(position))
+    if bool((count == 0).any()):
+        raise ValueError("every train image needs at least one caption")
+    first = torch.cumsum(count, 0) - count
+    return first, count.float()
+
+
+def _warmup_cosine(step: int, warmup: int, total: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))

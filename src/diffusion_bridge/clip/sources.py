@@ -1,0 +1,55 @@
+"""Where the CLIP model comes from: a named pretrained tag, a local checkpoint, or (see fitting.py) the corpus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import open_clip
+
+from diffusion_bridge.clip.model import CONFIG_FILE, ClipModel
+
+
+class ClipCheckpointError(ValueError):
+    """A local CLIP checkpoint that is missing or does not fit the named architecture."""
+
+
+def load_pretrained(model_name: str, pretrained: str, cache_dir: str | None = None) -> ClipModel:
+    """open_clip's `create_model(name, pretrained=tag)`; downloads the weights on a connected machine."""
+    model = open_clip.create_model(model_name, pretrained=pretrained, cache_dir=cache_dir, require_pretrained=True)
+    model.eval()
+    info = {"source": "pretrained", "model_name": model_name, "pretrained": pretrained}
+    return ClipModel(model=model, model_cfg=_model_cfg(model_name), info=info)
+
+
+def load_checkpoint(model_name: str, checkpoint: str | Path) -> ClipModel:
+    """A local weights file (`.pt`/`.bin`/`.safetensors`, loaded with weights_only=True) for `model_name`,
+    or a directory in open_clip's `local-dir:` layout (as this project saves fitted models)."""
+    path = Path(checkpoint)
+    if not path.exists():
+        raise ClipCheckpointError(
+            f"CLIP checkpoint {path} does not exist. Fix: set clip.checkpoint to the file holding the "
+            f"{model_name} weights (e.g. open_clip's ViT-B-32 OpenAI weights), or use clip.source: pretrained."
+        )
+    if path.is_dir():
+        if not (path / CONFIG_FILE).is_file():
+            raise ClipCheckpointError(f"{path} is a directory without {CONFIG_FILE}; point clip.checkpoint at the weights file instead.")
+        clip = ClipModel.load(path)
+        clip.info = {**clip.info, "source": "checkpoint", "checkpoint": str(path)}
+        return clip
+    try:
+        model = open_clip.create_model(model_name, pretrained=str(path), weights_only=True)
+    except RuntimeError as exc:  # load_state_dict: missing/unexpected keys or size mismatch
+        raise ClipCheckpointError(
+            f"CLIP checkpoint {path} does not fit architecture {model_name!r}: {str(exc).splitlines()[0]} "
+            f"Fix: set clip.model_name to the architecture the checkpoint was trained with."
+        ) from exc
+    model.eval()
+    info = {"source": "checkpoint", "model_name": model_name, "checkpoint": str(path)}
+    return ClipModel(model=model, model_cfg=_model_cfg(model_name), info=info)
+
+
+def _model_cfg(model_name: str) -> dict:
+    cfg = open_clip.get_model_config(model_name)
+    if cfg is None:
+        raise ClipCheckpointError(f"unknown open_clip architecture {model_name!r}; see open_clip.list_models()")
+    return cfg

@@ -1,0 +1,32 @@
+"""Shared base for the project's local, versioned, atomically written datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from kedro.io import AbstractVersionedDataset, Version
+
+
+class LocalVersionedDataset(AbstractVersionedDataset):
+    """A versioned dataset on the local filesystem; subclasses only read and write one path."""
+
+    def __init__(self, filepath: str, version: Version | None = None, metadata: dict[str, Any] | None = None) -> None:
+        super().__init__(filepath=PurePosixPath(Path(filepath).as_posix()), version=version)
+        self.metadata = metadata
+
+    def _exists(self) -> bool:
+        try:
+            path = self._get_load_path()
+        except Exception:  # no version saved yet
+            return False
+        return Path(str(path)).exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath), "version": self._version}
+
+    def _load_path(self) -> Path:
+        return Path(str(self._get_load_path()))
+
+    def _save_path(self) -> Path:
+        return Path(str(self._get_save_path()))

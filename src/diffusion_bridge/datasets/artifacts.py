@@ -1,0 +1,50 @@
+"""Model artifacts as directories (weights in safetensors + JSON config), versioned and written atomically.
+
+The artifact class is named in the catalog (`artifact_type`) and must provide `save(directory)` and a
+classmethod `load(directory, **load_args)`; the library owns the file format, the dataset only versions it.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+from kedro.io import Version
+
+from diffusion_bridge.datasets._versioned import LocalVersionedDataset
+from diffusion_bridge.datasets.atomic import atomic_path
+
+
+def _resolve(dotted: str) -> type:
+    module, _, name = dotted.rpartition(".")
+    return getattr(import_module(module), name)
+
+
+class ArtifactDirectoryDataset(LocalVersionedDataset):
+    """A model (CLIP, diffusion checkpoint, caption decoder) saved as a directory of files."""
+
+    def __init__(
+        self,
+        filepath: str,
+        artifact_type: str,
+        version: Version | None = None,
+        load_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(filepath, version, metadata)
+        self._artifact_type = artifact_type
+        self._load_args = dict(load_args or {})
+
+    def load(self) -> Any:
+        return _resolve(self._artifact_type).load(self._load_path(), **self._load_args)
+
+    def save(self, data: Any) -> None:
+        expected = _resolve(self._artifact_type)
+        if not isinstance(data, expected):
+            raise TypeError(f"{self}: expected a {self._artifact_type}, got {type(data).__name__}")
+        with atomic_path(self._save_path(), directory=True) as tmp:
+            data.save(Path(tmp))
+
+    def _describe(self) -> dict[str, Any]:
+        return {**super()._describe(), "artifact_type": self._artifact_type}

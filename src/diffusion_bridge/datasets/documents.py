@@ -1,0 +1,37 @@
+"""JSON documents and text reports, written atomically."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from diffusion_bridge.datasets._versioned import LocalVersionedDataset
+from diffusion_bridge.datasets.atomic import atomic_path
+
+
+class JSONDocumentDataset(LocalVersionedDataset):
+    """Any JSON-serialisable object (metrics, reports, COCO label/result files)."""
+
+    def __init__(self, filepath: str, version=None, metadata=None, indent: int | None = 2) -> None:
+        super().__init__(filepath, version, metadata)
+        self._indent = indent
+
+    def load(self) -> Any:
+        with self._load_path().open(encoding="utf-8") as f:
+            return json.load(f)
+
+    def save(self, data: Any) -> None:
+        with atomic_path(self._save_path()) as tmp:
+            with tmp.open("w", encoding="utf-8") as f:
+                json.dump(data, f, indent=self._indent, allow_nan=False)
+
+
+class TextDocumentDataset(LocalVersionedDataset):
+    """A text file (Markdown reports)."""
+
+    def load(self) -> str:
+        return self._load_path().read_text(encoding="utf-8")
+
+    def save(self, data: str) -> None:
+        with atomic_path(self._save_path()) as tmp:
+            tmp.write_text(data, encoding="utf-8")

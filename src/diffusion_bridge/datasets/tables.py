@@ -1,0 +1,19 @@
+"""Tables as Parquet, written atomically."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from diffusion_bridge.datasets._versioned import LocalVersionedDataset
+from diffusion_bridge.datasets.atomic import atomic_path
+
+
+class ParquetTableDataset(LocalVersionedDataset):
+    """A pandas DataFrame in one Parquet file."""
+
+    def load(self) -> pd.DataFrame:
+        return pd.read_parquet(self._load_path())
+
+    def save(self, data: pd.DataFrame) -> None:
+        with atomic_path(self._save_path()) as tmp:
+            data.to_parquet(tmp, index=False)

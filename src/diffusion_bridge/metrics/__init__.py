@@ -1,0 +1,1 @@
+"""Metrics: embedding alignment across the modality gap, captioning scores and attribute checks."""
