@@ -1,0 +1,109 @@
+"""Decoder checkpoints: a folder of model.safetensors + config.json + vocabulary.json (no pickle).
+
+Written into a temporary sibling folder and renamed into place, so a crash never leaves half a checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_model, save_model
+
+from .model import PrefixCaptioner
+from .vocabulary import CaptionVocabulary, VocabularyError, vocabulary_from_json
+
+WEIGHTS, CONFIG, VOCABULARY = "model.safetensors", "config.json", "vocabulary.json"
+FORMAT = "diffusion_bridge.decoder/1"
+
+
+class DecoderCheckpointError(ValueError):
+    """A decoder checkpoint folder is missing, damaged, or does not fit the data it is used on."""
+
+
+def save_decoder(directory: str | os.PathLike, model: PrefixCaptioner, vocab: CaptionVocabulary,
+                 extra: dict[str, Any] | None = None) -> Path:
+    """Write the checkpoint folder atomically; `extra` (JSON-able: scores, settings) goes into config.json."""
+    target = Path(directory)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    config = {"format": FORMAT, "model": model.config, "extra": dict(extra or {})}
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        # save_model de-duplicates GPT-2's tied input/output embeddings, which save_file refuses.
+        save_model(model, str(staging / WEIGHTS))
+        (staging / CONFIG).write_text(json.dumps(config, indent=2))
+        (staging / VOCABULARY).write_text(json.dumps(vocab.to_json()))
+        if target.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            os.replace(target, retired / target.name)
+            os.replace(staging, target)
+            shutil.rmtree(retired)
+        else:
+            os.replace(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return target
+
+
+def _require(path: Path) -> Path:
+    if not path.is_file():
+        raise DecoderCheckpointError(
+            f"{path} is missing; a decoder checkpoint folder holds {WEIGHTS}, {CONFIG} and {VOCABULARY}. "
+            "Point to the folder save_decoder wrote, or retrain the decoder."
+        )
+    return path
+
+
+def _read_json(path: Path) -> Any:
+    _require(path)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise DecoderCheckpointError(f"{path} is not valid JSON ({error}); re-save the decoder.") from error
+
+
+def load_decoder(directory: str | os.PathLike, map_location: str | torch.device = "cpu",
+                 expected_embed_dim: int | None = None) -> tuple[PrefixCaptioner, CaptionVocabulary, dict[str, Any]]:
+    """Rebuild (model in eval mode, vocabulary, extra) from a folder written by `save_decoder`.
+
+    With `expected_embed_dim` (the width of the embeddings it will caption) a mismatch raises
+    `DecoderCheckpointError` before any weights are read.
+    """
+    folder = Path(directory)
+    config_path = folder / CONFIG
+    config = _read_json(config_path)
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise DecoderCheckpointError(
+            f"{config_path} has format {config.get('format') if isinstance(config, dict) else None!r}, "
+            f"expected {FORMAT!r}; it was not written by save_decoder: re-save or retrain the decoder."
+        )
+    embed_dim = int(config["model"]["embed_dim"])
+    if expected_embed_dim is not None and expected_embed_dim != embed_dim:
+        raise DecoderCheckpointError(
+            f"{config_path}: the decoder was trained on {embed_dim}-d embeddings but the data are "
+            f"{expected_embed_dim}-d. Use the CLIP model the decoder was trained with, or retrain the "
+            "decoder on these embeddings (delete the checkpoint so the pipeline trains a new one)."
+        )
+    try:
+        vocab = vocabulary_from_json(_read_json(folder / VOCABULARY), str(folder / VOCABULARY))
+    except (VocabularyError, KeyError) as error:
+        raise DecoderCheckpointError(f"{folder / VOCABULARY}: {error}") from error
+
+    weights = _require(folder / WEIGHTS)
+    model = PrefixCaptioner.from_config(config["model"])
+    try:
+        load_model(model, str(weights), strict=True, device=str(map_location))
+    except (RuntimeError, ValueError) as error:
+        raise DecoderCheckpointError(
+            f"{weights} does not match the model described by {config_path} ({error}); "
+            "the folder mixes files from different runs: re-save or retrain the decoder."
+        ) from error
+    model.to(map_location)
+    model.eval()
+    return model, vocab, config.get("extra", {})

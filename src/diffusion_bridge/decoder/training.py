@@ -1,0 +1,203 @@
+"""Text-only training of the prefix captioner (ClipCap objective), with the checkpoint chosen by validation.
+
+The data live on the device as three tensors (inputs, pre-padded tokens, lengths); a batch is an index
+into them, so there is no DataLoader and no per-row Python work. The loss is read back once per epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .model import DecoderInputError, PrefixCaptioner
+from .vocabulary import CaptionVocabulary
+
+log = logging.getLogger(__name__)
+
+_PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class DecoderTrainConfigError(ValueError):
+    """A decoder training setting is out of range."""
+
+
+@dataclass(frozen=True)
+class DecoderTrainConfig:
+    """Settings of `train_decoder`; defaults are the reference's COCO run (configs/coco.yaml)."""
+
+    epochs: int = 10  # reference: lightning.trainer.max_epochs
+    batch_size: int = 40  # reference: train.batch_size
+    lr: float = 2e-5  # reference: lightning.trainer.lr
+    warmup_steps: int = 5000  # reference: linear_schedule_with_warmup, then linear decay to 0
+    weight_decay: float = 0.01  # reference uses torch's AdamW default
+    noise_std: float = 0.0  # CapDec noise injection: sqrt(0.016) ~ 0.126 in the paper's baselines
+    precision: str = "fp16"  # reference: 16-bit mixed precision; only ever applied on CUDA
+    seed: int = 0
+    max_tokens: int | None = None  # caption tokens incl. the end token; None = the longest caption
+    eval_every_epoch: bool = True  # False: validate once, after the last epoch
+
+    def __post_init__(self) -> None:
+        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr}
+        for name, value in positive.items():
+            if not value > 0:
+                raise DecoderTrainConfigError(f"decoder training {name}={value!r} must be > 0.")
+        if self.warmup_steps < 0 or self.weight_decay < 0 or self.noise_std < 0:
+            raise DecoderTrainConfigError(
+                f"warmup_steps={self.warmup_steps}, weight_decay={self.weight_decay}, "
+                f"noise_std={self.noise_std} must all be >= 0."
+            )
+        if self.precision not in _PRECISIONS:
+            raise DecoderTrainConfigError(
+                f"precision={self.precision!r} is not one of {sorted(_PRECISIONS)}; set it in the decoder parameters."
+            )
+        if self.max_tokens is not None and self.max_tokens < 2:
+            raise DecoderTrainConfigError(f"max_tokens={self.max_tokens} must leave room for a word and the end token.")
+
+
+@dataclass
+class DecoderTrainResult:
+    """The chosen weights (on CPU), when they were chosen and the per-epoch record."""
+
+    state_dict: dict[str, torch.Tensor]
+    best_epoch: int
+    best_score: float | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    steps: int = 0
+    max_tokens: int = 0
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def caption_tokens(vocab: CaptionVocabulary, captions: Sequence[str],
+                   max_tokens: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every caption encoded once, end token appended, right-padded: (tokens [N, L], lengths [N])."""
+    encoded = [ids + [vocab.eos_id] for ids in vocab.encode(list(captions))]
+    if max_tokens is not None:
+        encoded = [ids if len(ids) <= max_tokens else ids[: max_tokens - 1] + [vocab.eos_id] for ids in encoded]
+    lengths = torch.tensor([len(ids) for ids in encoded], dtype=torch.long)
+    tokens = torch.full((len(encoded), int(lengths.max())), vocab.pad_id, dtype=torch.long)
+    for row, ids in enumerate(encoded):
+        tokens[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    return tokens, lengths
+
+
+def linear_warmup_decay(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
+    """LR factor: 0 -> 1 over `warmup_steps`, then linearly to 0 at `total_steps` (HF's linear schedule)."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return step / max(1, warmup_steps)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    return factor
+
+
+def _check_inputs(model: PrefixCaptioner, vocab: CaptionVocabulary, embeddings: torch.Tensor,
+                  captions: Sequence[str]) -> None:
+    model.check_embeddings(embeddings, "training embeddings")
+    if len(captions) != embeddings.shape[0]:
+        raise DecoderInputError(
+            f"{embeddings.shape[0]} training embeddings but {len(captions)} captions; "
+            "pass one caption per embedding row, in the same order."
+        )
+    if not torch.isfinite(embeddings).all():
+        raise DecoderInputError("training embeddings contain NaN or inf; recompute them before training.")
+    if vocab.vocab_size > model.vocab_size:
+        raise DecoderInputError(
+            f"vocabulary has {vocab.vocab_size} tokens but the decoder's softmax has {model.vocab_size}; "
+            "build the decoder with vocab_size=vocab.vocab_size."
+        )
+
+
+def _cpu_copy(model: PrefixCaptioner) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def train_decoder(model: PrefixCaptioner, vocab: CaptionVocabulary, embeddings: torch.Tensor,
+                  captions: Sequence[str], config: DecoderTrainConfig,
+                  validate: Callable[[PrefixCaptioner], float] | None = None,
+                  progress: bool = True) -> DecoderTrainResult:
+    """Train on (embedding, caption) pairs; keep the weights with the best `validate` score (higher wins).
+
+    `embeddings` [N, D] are already unit vectors in the decoder's input space. With `noise_std` > 0,
+    Gaussian noise is added and the result re-normalised (CapDec). The model is left holding the chosen
+    weights, in eval mode. Runs on whatever device the model is on; seeded, and deterministic on CPU.
+    """
+    _check_inputs(model, vocab, embeddings, captions)
+    device = next(model.parameters()).device
+    tokens, lengths = caption_tokens(vocab, captions, config.max_tokens)
+    if model.prefix_length + tokens.shape[1] > model.max_positions:
+        raise DecoderInputError(
+            f"captions of up to {tokens.shape[1]} tokens plus a {model.prefix_length}-token prefix exceed the "
+            f"decoder's {model.max_positions} positions; set max_tokens or build it with larger n_positions."
+        )
+    data = embeddings.to(device=device, dtype=torch.float32)
+    tokens_d = tokens.to(device)
+    mask_d = torch.arange(tokens.shape[1], device=device) < lengths.to(device)[:, None]
+
+    n = data.shape[0]
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_warmup_decay(config.warmup_steps, total_steps))
+    amp_dtype = _PRECISIONS[config.precision] if device.type == "cuda" else None
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype is torch.float16)
+
+    history: list[dict[str, Any]] = []
+    best_state, best_score, best_epoch = None, None, 0
+    fork_devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=fork_devices), tqdm(total=total_steps, desc="decoder",
+                                                            disable=not progress) as bar:
+        torch.manual_seed(config.seed)  # dropout inside GPT-2
+        order_rng = torch.Generator().manual_seed(config.seed)
+        noise_rng = torch.Generator(device=device).manual_seed(config.seed + 1)
+        for epoch in range(1, config.epochs + 1):
+            model.train()
+            started = time.perf_counter()
+            loss_sum = torch.zeros((), device=device)
+            for batch in torch.randperm(n, generator=order_rng).split(config.batch_size):
+                length = int(lengths[batch].max())  # CPU tensors: no device sync
+                rows = batch.to(device, non_blocking=True)
+                x = data[rows]
+                if config.noise_std > 0:
+                    noise = torch.randn(x.shape, generator=noise_rng, device=device)
+                    x = F.normalize(x + config.noise_std * noise, dim=-1)
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    loss = model.loss(x, tokens_d[rows, :length], mask_d[rows, :length])
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                schedule.step()
+                loss_sum += loss.detach()
+                bar.update(1)
+
+            record = {"epoch": epoch, "train_loss": float(loss_sum) / steps_per_epoch,
+                      "lr": schedule.get_last_lr()[0], "val_score": None}
+            last = epoch == config.epochs
+            if validate is not None and (config.eval_every_epoch or last):
+                model.eval()
+                record["val_score"] = float(validate(model))
+            record["seconds"] = time.perf_counter() - started
+            history.append(record)
+            bar.set_postfix(loss=f"{record['train_loss']:.3f}", val=record["val_score"])
+            log.info("decoder epoch %d: %s", epoch, record)
+
+            score = record["val_score"]
+            improved = score is not None and (best_score is None or score > best_score)
+            if improved or (validate is None and last):
+                best_state, best_score, best_epoch = _cpu_copy(model), score, epoch
+
+    if best_state is None:  # validate kept returning nothing better than nothing: keep the last weights
+        best_state, best_epoch = _cpu_copy(model), config.epochs
+    model.load_state_dict(best_state)
+    model.eval()
+    return DecoderTrainResult(best_state, best_epoch, best_score, history, total_steps,
+                              int(tokens.shape[1]), asdict(config))
