@@ -1,0 +1,75 @@
+"""The diffusion core: schedules, objectives, denoisers, the model, samplers, checkpoints and the trainer.
+
+Usable without Kedro:  `from diffusion_bridge.diffusion import DiffusionModel, ddim_sample, train, ...`.
+"""
+
+from .checkpoints import (
+    CheckpointMismatchError,
+    CheckpointNotFoundError,
+    data_fingerprint,
+    load_model,
+    load_training_state,
+    read_checkpoint_config,
+    save_checkpoint,
+)
+from .denoisers import DENOISERS, build_denoiser
+from .model import DiffusionModel, Prediction
+from .objectives import OBJECTIVES
+from .reference import load_reference_checkpoint
+from .samplers import InvalidTimestepsError, ddim_sample, ddpm_sample, dpm_solver_pp_2m, reference_timesteps
+from .schedules import (
+    NoiseSchedule,
+    cosine_beta_schedule,
+    linear_beta_schedule,
+    make_schedule,
+    sigmoid_beta_schedule,
+)
+from .space import default_radius, project_to_radius, to_diffusion_space
+from .trainer import (
+    DataShapeError,
+    InvalidTrainConfigError,
+    TrainConfig,
+    TrainResult,
+    WorkdirConflictError,
+    train,
+)
+from .validation import validate
+from .weighting import WEIGHTINGS, loss_weight
+
+__all__ = [
+    "DENOISERS",
+    "OBJECTIVES",
+    "WEIGHTINGS",
+    "CheckpointMismatchError",
+    "CheckpointNotFoundError",
+    "DataShapeError",
+    "DiffusionModel",
+    "InvalidTimestepsError",
+    "InvalidTrainConfigError",
+    "NoiseSchedule",
+    "Prediction",
+    "TrainConfig",
+    "TrainResult",
+    "WorkdirConflictError",
+    "build_denoiser",
+    "cosine_beta_schedule",
+    "data_fingerprint",
+    "ddim_sample",
+    "ddpm_sample",
+    "default_radius",
+    "dpm_solver_pp_2m",
+    "linear_beta_schedule",
+    "load_model",
+    "load_reference_checkpoint",
+    "load_training_state",
+    "loss_weight",
+    "make_schedule",
+    "project_to_radius",
+    "read_checkpoint_config",
+    "reference_timesteps",
+    "save_checkpoint",
+    "sigmoid_beta_schedule",
+    "to_diffusion_space",
+    "train",
+    "validate",
+]

@@ -1,0 +1,178 @@
+"""Checkpoints as directories: config.json, model.safetensors, ema.safetensors, training_state.pt.
+
+Weights are safetensors (no pickle); the training state holds only tensors and primitive containers,
+so it loads with torch.load(weights_only=True). A checkpoint is written into a temporary sibling
+directory and renamed into place, so a crash never leaves a half-written checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from .model import DiffusionModel
+
+CONFIG_FILE = "config.json"
+MODEL_FILE = "model.safetensors"
+EMA_FILE = "ema.safetensors"
+STATE_FILE = "training_state.pt"
+FORMAT_VERSION = 1
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint whose keys or shapes do not fit the model or data it is being loaded for."""
+
+
+class CheckpointNotFoundError(FileNotFoundError):
+    """A directory that holds no complete checkpoint."""
+
+
+def data_fingerprint(*tensors: Tensor) -> str:
+    """sha256 over the shapes, dtypes and bytes of the tensors: identifies the exact training data."""
+    digest = hashlib.sha256()
+    for tensor in tensors:
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{tuple(tensor.shape)}|{tensor.dtype}|".encode())
+        digest.update(tensor.view(torch.uint8).reshape(-1).numpy())
+    return digest.hexdigest()
+
+
+def check_state_dict(expected: dict[str, Tensor], found: dict[str, Tensor], source: str, fix: str) -> None:
+    """Raise CheckpointMismatchError naming `source` if keys or shapes of `found` differ from `expected`."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    if missing or unexpected:
+        raise CheckpointMismatchError(
+            f"{source}: the weights do not match the model: {len(missing)} missing keys "
+            f"(e.g. {missing[:3]}), {len(unexpected)} unexpected keys (e.g. {unexpected[:3]}). {fix}"
+        )
+    for key, value in expected.items():
+        if tuple(found[key].shape) != tuple(value.shape):
+            raise CheckpointMismatchError(
+                f"{source}: tensor {key!r} has shape {tuple(found[key].shape)} but the model expects "
+                f"{tuple(value.shape)}. {fix}"
+            )
+
+
+def _state_dict(model: DiffusionModel) -> dict[str, Tensor]:
+    return {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+
+
+def save_checkpoint(
+    directory: str | Path,
+    model: DiffusionModel,
+    *,
+    ema_state: dict[str, Tensor] | None = None,
+    training_state: dict[str, Any] | None = None,
+    train_config: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint directory atomically (temp dir + rename) and return its path.
+
+    `data` describes the training data (e.g. {"fingerprint": ..., "shape": ...}); it is what resume checks.
+    """
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        config = {"format_version": FORMAT_VERSION, "model": model.config, "train": train_config, "data": data}
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
+        save_file(_state_dict(model), tmp / MODEL_FILE, metadata={"format": "pt"})
+        if ema_state is not None:
+            save_file({k: v.detach().contiguous() for k, v in ema_state.items()}, tmp / EMA_FILE, metadata={"format": "pt"})
+        if training_state is not None:
+            torch.save(training_state, tmp / STATE_FILE)
+        _swap_into_place(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def _swap_into_place(tmp: Path, directory: Path) -> None:
+    old = None
+    if directory.exists():
+        old = directory.parent / f".{directory.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(directory, old)
+    os.replace(tmp, directory)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def resolve_checkpoint(directory: str | Path) -> Path | None:
+    """The checkpoint at `directory`, or the previous one left aside if a save died mid-swap; else None."""
+    directory = Path(directory)
+    if (directory / CONFIG_FILE).is_file() and (directory / MODEL_FILE).is_file():
+        return directory
+    leftovers = sorted(directory.parent.glob(f".{directory.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    return leftovers[-1] if leftovers else None
+
+
+def _require(directory: str | Path) -> Path:
+    found = resolve_checkpoint(directory)
+    if found is None:
+        raise CheckpointNotFoundError(
+            f"{directory} holds no checkpoint (expected {CONFIG_FILE} and {MODEL_FILE}); "
+            "point at a directory written by save_checkpoint or by the trainer"
+        )
+    return found
+
+
+def read_checkpoint_config(directory: str | Path) -> dict[str, Any]:
+    """The parsed config.json of a checkpoint (model, train and data sections)."""
+    return json.loads((_require(directory) / CONFIG_FILE).read_text())
+
+
+def load_weights(directory: str | Path, weights: str = "raw", map_location: str | torch.device = "cpu") -> dict[str, Tensor]:
+    """The raw or EMA state dict of a checkpoint."""
+    if weights not in ("raw", "ema"):
+        raise ValueError(f"weights must be 'raw' or 'ema', got {weights!r}")
+    path = _require(directory) / (MODEL_FILE if weights == "raw" else EMA_FILE)
+    if not path.is_file():
+        raise CheckpointNotFoundError(f"{path} does not exist; this checkpoint has no {weights} weights")
+    return load_file(path, device=str(map_location))
+
+
+def load_model(
+    directory: str | Path,
+    weights: str = "raw",
+    map_location: str | torch.device = "cpu",
+    dim: int | None = None,
+) -> DiffusionModel:
+    """Rebuild the DiffusionModel of a checkpoint with its raw or EMA weights.
+
+    Pass `dim` (the width of the embeddings you will feed it) to fail early on a model trained for another CLIP.
+    """
+    directory = _require(directory)
+    cfg = read_checkpoint_config(directory)["model"]
+    if dim is not None and cfg["dim"] != dim:
+        raise CheckpointMismatchError(
+            f"{directory / CONFIG_FILE}: the model was trained on {cfg['dim']}-d vectors but your embeddings "
+            f"are {dim}-d; use a checkpoint trained with the same CLIP model, or retrain"
+        )
+    model = DiffusionModel.from_config(cfg)
+    state = load_weights(directory, weights, map_location)
+    check_state_dict(
+        _state_dict(model), state, str(directory / (MODEL_FILE if weights == "raw" else EMA_FILE)),
+        "The weights and config.json come from different models; re-save the checkpoint or retrain.",
+    )
+    model.load_state_dict(state, strict=True)
+    return model.to(map_location)
+
+
+def load_training_state(directory: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The optimizer/RNG/step bookkeeping of a checkpoint (torch.load with weights_only=True)."""
+    path = _require(directory) / STATE_FILE
+    if not path.is_file():
+        raise CheckpointNotFoundError(f"{path} does not exist; this checkpoint cannot resume training")
+    return torch.load(path, map_location=map_location, weights_only=True)
