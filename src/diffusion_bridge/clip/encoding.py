@@ -60,7 +60,7 @@ def _loader(dataset, batch_size: int, num_workers: int, device: torch.device, co
 def _embed(loader: DataLoader, encode, device: torch.device, precision: str, desc: str, progress: bool) -> torch.Tensor:
     chunks = []
     with autocast(device, precision):
-        for batch in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False):
+        for batch in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False, mininterval=2.0):
             chunks.append(encode(batch.to(device, non_blocking=True)).float())
     if not chunks:
         raise ValueError(f"{desc}: nothing to embed (empty input)")

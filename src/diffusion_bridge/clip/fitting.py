@@ -1,7 +1,8 @@
 """Fitting a small CLIP from scratch on a corpus' train split (the offline default: no download at all).
 
-The logit scale is frozen (100, CLIP's own cap): on small data a learnable temperature closes the modality
-gap almost completely, while a fixed one keeps it, as in real CLIP — and the gap is what this study is about.
+The logit scale is frozen: on small data a learnable temperature closes the modality gap almost completely,
+while a fixed one keeps it, as in real CLIP — and the gap is what this study is about. The frozen value is a
+parameter; see conf/base/parameters_prepare.yml for why the default is 30 rather than CLIP's cap of 100.
 A fixed step count and seed make the fit deterministic.
 """
 
@@ -32,7 +33,7 @@ class ClipFitConfig:
     lr: float = 1e-3
     weight_decay: float = 0.1
     warmup_steps: int = 50
-    logit_scale: float = 100.0
+    logit_scale: float = 30.0
     seed: int = 0
     num_workers: int = 2
 
@@ -69,7 +70,7 @@ def fit_clip(
     losses = torch.zeros(config.steps)
     start = time.perf_counter()
     model.train()
-    bar = tqdm(range(config.steps), desc="fit CLIP", disable=not progress, leave=False)
+    bar = tqdm(range(config.steps), desc="fit CLIP", disable=not progress, leave=False, mininterval=2.0)
     for step in bar:
         images = torch.randperm(len(image_paths), generator=generator)[:batch]
         pick = (torch.rand(batch, generator=generator) * count[images]).long()
@@ -93,6 +94,7 @@ def fit_clip(
             "train_captions": len(captions),
             "first_loss": float(losses[:10].mean()),
             "final_loss": float(losses[-10:].mean()),
+            "loss_curve": [round(float(v), 4) for v in losses.view(-1, _curve_stride(config.steps)).mean(1)],
             "seconds": round(time.perf_counter() - start, 1),
         },
     }
@@ -127,3 +129,8 @@ def _warmup_cosine(step: int, warmup: int, total: int) -> float:
         return (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _curve_stride(steps: int) -> int:
+    """Largest divisor of `steps` up to steps/20, so the logged curve has ~20 points."""
+    return max(d for d in range(1, max(1, steps // 20) + 1) if steps % d == 0)
