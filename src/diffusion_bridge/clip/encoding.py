@@ -6,12 +6,12 @@ from collections.abc import Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from diffusion_bridge.clip.model import ClipModel
 from diffusion_bridge.corpus.errors import UnreadableImagesError
 from diffusion_bridge.corpus.images import open_rgb
 from diffusion_bridge.devices import autocast
+from diffusion_bridge.progress import progress_bar
 
 
 class ImageFiles(Dataset):
@@ -60,7 +60,7 @@ def _loader(dataset, batch_size: int, num_workers: int, device: torch.device, co
 def _embed(loader: DataLoader, encode, device: torch.device, precision: str, desc: str, progress: bool) -> torch.Tensor:
     chunks = []
     with autocast(device, precision):
-        for batch in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False, mininterval=2.0):
+        for batch in progress_bar(loader, desc=desc, unit="batch", enabled=progress, leave=False):
             chunks.append(encode(batch.to(device, non_blocking=True)).float())
     if not chunks:
         raise ValueError(f"{desc}: nothing to embed (empty input)")

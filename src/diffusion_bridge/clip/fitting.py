@@ -17,10 +17,10 @@ import open_clip
 import torch
 from open_clip.loss import ClipLoss
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from diffusion_bridge.clip.encoding import ImageFiles
 from diffusion_bridge.clip.model import ClipModel
+from diffusion_bridge.progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def fit_clip(
     losses = torch.zeros(config.steps)
     start = time.perf_counter()
     model.train()
-    bar = tqdm(range(config.steps), desc="fit CLIP", disable=not progress, leave=False, mininterval=2.0)
+    bar = progress_bar(range(config.steps), desc="fit CLIP", enabled=progress, leave=False)
     for step in bar:
         images = torch.randperm(len(image_paths), generator=generator)[:batch]
         pick = (torch.rand(batch, generator=generator) * count[images]).long()

@@ -107,3 +107,17 @@ def load_decoder(directory: str | os.PathLike, map_location: str | torch.device 
     model.to(map_location)
     model.eval()
     return model, vocab, config.get("extra", {})
+
+
+class CaptionDecoder:
+    """A trained decoder, its vocabulary and its training record as one artifact (what the catalog versions)."""
+
+    def __init__(self, model: PrefixCaptioner, vocab: CaptionVocabulary, extra: dict[str, Any] | None = None) -> None:
+        self.model, self.vocab, self.extra = model, vocab, dict(extra or {})
+
+    def save(self, directory: Path) -> None:
+        save_decoder(directory, self.model, self.vocab, self.extra)
+
+    @classmethod
+    def load(cls, directory: Path, map_location: str | torch.device = "cpu") -> CaptionDecoder:
+        return cls(*load_decoder(directory, map_location))

@@ -15,7 +15,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+
+from diffusion_bridge.progress import progress_bar
 
 from .model import DecoderInputError, PrefixCaptioner
 from .vocabulary import CaptionVocabulary
@@ -153,8 +154,8 @@ def train_decoder(model: PrefixCaptioner, vocab: CaptionVocabulary, embeddings: 
     history: list[dict[str, Any]] = []
     best_state, best_score, best_epoch = None, None, 0
     fork_devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=fork_devices), tqdm(total=total_steps, desc="decoder",
-                                                            disable=not progress) as bar:
+    with torch.random.fork_rng(devices=fork_devices), progress_bar(total=total_steps, desc="decoder",
+                                                                    enabled=progress) as bar:
         torch.manual_seed(config.seed)  # dropout inside GPT-2
         order_rng = torch.Generator().manual_seed(config.seed)
         noise_rng = torch.Generator(device=device).manual_seed(config.seed + 1)

@@ -176,3 +176,28 @@ def load_training_state(directory: str | Path, map_location: str | torch.device 
     if not path.is_file():
         raise CheckpointNotFoundError(f"{path} does not exist; this checkpoint cannot resume training")
     return torch.load(path, map_location=map_location, weights_only=True)
+
+
+class DiffusionCheckpoint:
+    """A checkpoint directory as one artifact: what the `train` stage hands to `bridge` (and a catalog versions)."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = _require(directory)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return read_checkpoint_config(self.directory)
+
+    def model(self, weights: str = "raw", map_location: str | torch.device = "cpu", dim: int | None = None) -> DiffusionModel:
+        """The trained model with its raw (the reference's choice at inference) or EMA weights."""
+        return load_model(self.directory, weights, map_location, dim)
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name in (CONFIG_FILE, MODEL_FILE, EMA_FILE, STATE_FILE):
+            if (self.directory / name).is_file():
+                shutil.copy2(self.directory / name, directory / name)
+
+    @classmethod
+    def load(cls, directory: Path) -> DiffusionCheckpoint:
+        return cls(directory)

@@ -22,7 +22,8 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+
+from diffusion_bridge.progress import progress_bar
 
 from .checkpoints import (
     CheckpointMismatchError,
@@ -409,7 +410,7 @@ def train(
             )
         runtime.barrier()
 
-    bar = tqdm(total=config.steps, initial=start, disable=not (progress and runtime.is_main), dynamic_ncols=True)
+    bar = progress_bar(total=config.steps, initial=start, desc="diffusion", enabled=progress and runtime.is_main)
     for step in range(start, end):
         lr = lr_at(step, config)
         for group in optimizer.param_groups:

@@ -229,7 +229,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _label_references(labels: Mapping[str, Any], source: str) -> dict[int, list[str]]:
+def references_from_labels(labels: Mapping[str, Any], source: str) -> dict[int, list[str]]:
     """Reference captions per labelled image, in the order of `labels["images"]`."""
     if not isinstance(labels, Mapping) or not isinstance(labels.get("images"), list) \
             or not isinstance(labels.get("annotations"), list):
@@ -258,7 +258,7 @@ def _label_references(labels: Mapping[str, Any], source: str) -> dict[int, list[
 
 def validate_coco_results(results: Any, labels: Mapping[str, Any], source: str = "results") -> None:
     """Raise `CocoResultsError` unless `results` holds exactly one caption for every labelled image."""
-    refs = _label_references(labels, "labels")
+    refs = references_from_labels(labels, "labels")
     if not isinstance(results, list):
         raise CocoResultsError(f"{source}: COCO results must be a JSON list of records, got {type(results).__name__}.")
     seen: set[int] = set()
@@ -299,7 +299,7 @@ def evaluate_coco_files(labels_json_path: str | os.PathLike, results_json_path: 
     """Metrics of a COCO results file against a COCO-format label file, checked first."""
     labels = _load_json(labels_json_path)
     results = _load_json(results_json_path)
-    refs = _label_references(labels, str(labels_json_path))
+    refs = references_from_labels(labels, str(labels_json_path))
     validate_coco_results(results, labels, str(results_json_path))
     candidates = {r["image_id"]: r["caption"] for r in results}
     return caption_metrics(refs, candidates)

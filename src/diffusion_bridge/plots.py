@@ -1,0 +1,75 @@
+"""Figures of the alignment study (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+from diffusion_bridge.metrics.alignment import paired_cosine  # noqa: E402
+from diffusion_bridge.metrics.projection import pca_2d  # noqa: E402
+
+
+def paired_cosine_histogram(representations: Mapping[str, Tensor], text: Tensor, text_image_index: Tensor) -> Figure:
+    """Distribution of cos(representation of an image, one of its captions), one curve per representation."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, rep in representations.items():
+        values = paired_cosine(rep[text_image_index], text).numpy()
+        ax.hist(values, bins=40, range=(-1, 1), histtype="step", linewidth=1.5, label=name, density=True)
+    ax.set_xlabel("cosine to a paired caption (decoder space)")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def projection_scatter(sets: Mapping[str, Tensor], max_points: int = 1500, seed: int = 0) -> Figure:
+    """The sets on the first two principal axes of their union."""
+    generator = torch.Generator().manual_seed(seed)
+    picked = {n: x[torch.randperm(len(x), generator=generator)[:max_points]] for n, x in sets.items()}
+    points = pca_2d(*picked.values())
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for name, xy in zip(picked, points, strict=True):
+        ax.scatter(xy[:, 0].numpy(), xy[:, 1].numpy(), s=4, alpha=0.5, label=name)
+    ax.set_xlabel("PC 1")
+    ax.set_ylabel("PC 2")
+    ax.legend(markerscale=3, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def sweep_plot(sweep: Mapping[int, Mapping[str, float]], metrics: tuple[str, ...]) -> Figure:
+    """Each metric against the insertion step t0."""
+    steps = sorted(sweep)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3))
+    for ax, metric in zip(axes, metrics, strict=True):
+        ax.plot(steps, [sweep[t][metric] for t in steps], marker="o")
+        ax.set_xlabel("t0")
+        ax.set_title(metric, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def contact_sheet(image_paths: list[str], captions: Mapping[str, list[str]], image_ids: list[int]) -> Figure:
+    """Test images, each with the caption every representation produced for it."""
+    from PIL import Image
+
+    n = len(image_paths)
+    fig, axes = plt.subplots(n, 2, figsize=(11, 1.9 * n), gridspec_kw={"width_ratios": [1, 5]})
+    axes = axes.reshape(n, 2)
+    for row, (path, imgid) in enumerate(zip(image_paths, image_ids, strict=True)):
+        with Image.open(path) as image:
+            axes[row, 0].imshow(image.convert("RGB"))
+        axes[row, 0].set_title(f"imgid {imgid}", fontsize=7)
+        text = "\n".join(f"{name}: {caps[row]}" for name, caps in captions.items())
+        axes[row, 1].text(0, 0.5, text, fontsize=7, va="center", family="monospace")
+        for ax in axes[row]:
+            ax.axis("off")
+    fig.tight_layout()
+    return fig
