@@ -76,10 +76,11 @@ def reading(results: Mapping[str, Mapping[str, float]], baseline: str = "mean_sh
             line += f"; {subject}: {results[subject][metric]:.3f}"
         lines.append(line)
     if subject in results and baseline in results:
-        better = [m for m in METRICS if _closeness(m, results[subject][m]) > _closeness(m, results[baseline][m])]
-        worse = [m for m in METRICS if _closeness(m, results[subject][m]) < _closeness(m, results[baseline][m])]
+        shared = [m for m in METRICS if m in results[subject] and m in results[baseline]]
+        better = [m for m in shared if _closeness(m, results[subject][m]) > _closeness(m, results[baseline][m])]
+        worse = [m for m in shared if _closeness(m, results[subject][m]) < _closeness(m, results[baseline][m])]
         lines.append(
-            f"- {subject} vs {baseline}: closer to text on {len(better)} of {len(METRICS)} metrics"
+            f"- {subject} vs {baseline}: closer to text on {len(better)} of {len(shared)} metrics"
             + (f" ({', '.join(better)})" if better else "")
             + (f"; further on {', '.join(worse)}" if worse else "")
             + "."

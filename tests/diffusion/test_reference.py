@@ -244,3 +244,18 @@ def test_arbitrary_pickles_are_refused(tmp_path):
     torch.save({"model": Pickled()}, path)
     with pytest.raises(CheckpointMismatchError, match="weights_only"):
         load_reference_checkpoint(path)
+
+
+def test_bridge_embeddings_equals_the_reference_vision_script(reference_file):
+    """bridge_embeddings on raw image embeddings == make_dataset_with_diffusion_vision.py, recomputed in float64."""
+    from diffusion_bridge.bridge import bridge_embeddings
+
+    path, _, w, _, abar = reference_file
+    model = load_reference_checkpoint(path).eval()
+    g = torch.Generator().manual_seed(5)
+    images = torch.randn(6, 512, generator=g) * 3  # raw CLIP outputs are not unit-norm
+    image_mean = F.normalize(torch.randn(512, generator=g), dim=-1) * 0.8
+    ours = bridge_embeddings(model, images, image_mean, t0=600, steps=5, batch_size=4)  # two chunks
+    v = F.normalize(F.normalize(images.double(), dim=-1) - image_mean.double(), dim=-1) * 5
+    expected = F.normalize(reference_bridge(w, abar, v, [599, 479, 359, 239, 119, -1]), dim=-1)
+    torch.testing.assert_close(ours.double(), expected, rtol=1e-4, atol=5e-5)

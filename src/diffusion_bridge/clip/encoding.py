@@ -15,7 +15,11 @@ from diffusion_bridge.progress import progress_bar
 
 
 class ImageFiles(Dataset):
-    """Image files decoded and preprocessed on access (in worker processes)."""
+    """Image files decoded and preprocessed on access (in worker processes).
+
+    A file that fails to decode is not raised inside the worker: it comes back as a failure so that every
+    bad file of the run is collected and reported together, by id and path.
+    """
 
     def __init__(self, paths: Sequence[str], ids: Sequence[int], transform) -> None:
         self.paths, self.ids, self.transform = list(paths), [int(i) for i in ids], transform
@@ -23,13 +27,18 @@ class ImageFiles(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> torch.Tensor:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor | None, tuple[int, str, str] | None]:
         path = self.paths[index]
         try:
-            image = open_rgb(path)
+            return self.transform(open_rgb(path)), None
         except OSError as exc:
-            raise UnreadableImagesError([(self.ids[index], path, f"{type(exc).__name__}: {exc}")], "the images table") from exc
-        return self.transform(image)
+            return None, (self.ids[index], path, f"{type(exc).__name__}: {exc}")
+
+
+def collate_images(items: list) -> tuple[torch.Tensor, list[tuple[int, str, str]]]:
+    """Stack the decoded images of a batch; pass the failures along."""
+    pixels = [p for p, failure in items if failure is None]
+    return (torch.stack(pixels) if pixels else torch.empty(0)), [f for _, f in items if f is not None]
 
 
 class _Tokenize:
@@ -58,10 +67,17 @@ def _loader(dataset, batch_size: int, num_workers: int, device: torch.device, co
 
 @torch.inference_mode()
 def _embed(loader: DataLoader, encode, device: torch.device, precision: str, desc: str, progress: bool) -> torch.Tensor:
-    chunks = []
+    chunks, failures = [], []
     with autocast(device, precision):
         for batch in progress_bar(loader, desc=desc, unit="batch", enabled=progress, leave=False):
+            if isinstance(batch, tuple):  # images: (pixels, failures)
+                batch, failed = batch
+                failures += failed
+                if failures:
+                    continue  # the run stops at the end; no point embedding the rest
             chunks.append(encode(batch.to(device, non_blocking=True)).float())
+    if failures:
+        raise UnreadableImagesError(failures, "the images table")
     if not chunks:
         raise ValueError(f"{desc}: nothing to embed (empty input)")
     return torch.cat(chunks).cpu()
@@ -79,7 +95,7 @@ def embed_images(
 ) -> torch.Tensor:
     """Un-normalised image embeddings [N, D] in `paths` order (the reference stores raw `encode_image` outputs)."""
     model = clip.model.to(device).eval()
-    loader = _loader(ImageFiles(paths, ids, clip.image_transform()), batch_size, num_workers, device)
+    loader = _loader(ImageFiles(paths, ids, clip.image_transform()), batch_size, num_workers, device, collate_images)
     return _embed(loader, model.encode_image, device, precision, "embed images", progress)
 
 

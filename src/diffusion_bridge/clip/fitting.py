@@ -18,8 +18,9 @@ import torch
 from open_clip.loss import ClipLoss
 from torch.utils.data import DataLoader
 
-from diffusion_bridge.clip.encoding import ImageFiles
+from diffusion_bridge.clip.encoding import ImageFiles, collate_images
 from diffusion_bridge.clip.model import ClipModel
+from diffusion_bridge.corpus.errors import UnreadableImagesError
 from diffusion_bridge.progress import progress_bar
 
 
@@ -103,8 +104,13 @@ def fit_clip(
 
 def _load_pixels(clip: ClipModel, paths, ids, config: ClipFitConfig, device: torch.device) -> torch.Tensor:
     """Decode and preprocess every train image once; the small corpus fits on the device."""
-    loader = DataLoader(ImageFiles(paths, ids, clip.image_transform()), batch_size=256, num_workers=config.num_workers)
-    return torch.cat(list(loader)).to(device)
+    loader = DataLoader(ImageFiles(paths, ids, clip.image_transform()), batch_size=256,
+                        num_workers=config.num_workers, collate_fn=collate_images)
+    batches = list(loader)
+    failures = [f for _, failed in batches for f in failed]
+    if failures:
+        raise UnreadableImagesError(failures, "the images table")
+    return torch.cat([pixels for pixels, _ in batches]).to(device)
 
 
 def _caption_groups(image_ids: Sequence[int], caption_image_ids: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -38,9 +38,10 @@ def load_checkpoint(model_name: str, checkpoint: str | Path) -> ClipModel:
         return clip
     try:
         model = open_clip.create_model(model_name, pretrained=str(path), weights_only=True)
-    except RuntimeError as exc:  # load_state_dict: missing/unexpected keys or size mismatch
+    except (RuntimeError, AssertionError, KeyError, ValueError) as exc:  # open_clip's key/shape checks
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ClipCheckpointError(
-            f"CLIP checkpoint {path} does not fit architecture {model_name!r}: {str(exc).splitlines()[0]} "
+            f"CLIP checkpoint {path} does not fit architecture {model_name!r}: {reason}. "
             f"Fix: set clip.model_name to the architecture the checkpoint was trained with."
         ) from exc
     model.eval()

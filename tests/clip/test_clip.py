@@ -1,0 +1,98 @@
+"""CLIP through open_clip: fitting from scratch, the saved artifact, checkpoints, and batched embedding."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import open_clip
+import pytest
+import torch
+from PIL import Image
+
+from diffusion_bridge.clip import ClipCheckpointError, ClipModel, load_checkpoint
+from diffusion_bridge.clip.encoding import embed_images, embed_texts
+from diffusion_bridge.clip.fitting import ClipFitConfig, fit_clip
+from diffusion_bridge.corpus import UnreadableImagesError
+from diffusion_bridge.corpus.scenes import all_pairs, describe_scene, render_scene, sample_scene
+from diffusion_bridge.corpus.synthetic import held_out_pairs
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny")
+    rng = random.Random(0)
+    allowed = [p for p in all_pairs() if p not in set(held_out_pairs(0, 8))]
+    paths, captions, owners = [], [], []
+    for i in range(12):
+        scene = sample_scene(rng, allowed)
+        path = folder / f"{i}.png"
+        render_scene(scene, 64).save(path)
+        paths.append(str(path))
+        for caption in describe_scene(scene, rng, 2):
+            captions.append(caption)
+            owners.append(i)
+    return paths, list(range(12)), captions, owners
+
+
+def _fit(corpus, seed):
+    paths, ids, captions, owners = corpus
+    config = ClipFitConfig(steps=3, batch_size=8, seed=seed, num_workers=0)
+    return fit_clip(paths, ids, captions, owners, config, CPU, progress=False)
+
+
+def test_fit_is_deterministic_and_keeps_the_logit_scale_frozen(tiny_corpus):
+    a, b, c = _fit(tiny_corpus, 0), _fit(tiny_corpus, 0), _fit(tiny_corpus, 1)
+    for key, value in a.model.state_dict().items():
+        assert torch.equal(value, b.model.state_dict()[key]), key
+    assert any(not torch.equal(v, c.model.state_dict()[k]) for k, v in a.model.state_dict().items())
+    assert a.model.logit_scale.exp().item() == pytest.approx(30.0)
+    assert a.info["source"] == "fit" and len(a.info["fit"]["loss_curve"]) >= 1
+
+
+def test_saved_model_is_an_open_clip_local_dir(tiny_corpus, tmp_path):
+    clip = _fit(tiny_corpus, 0)
+    clip.save(tmp_path / "clip")
+    loaded = ClipModel.load(tmp_path / "clip")
+    direct = open_clip.create_model(f"local-dir:{tmp_path / 'clip'}")  # open_clip reads it on its own
+    tokens = clip.tokenizer()(["a red circle", "two blue squares"])
+    with torch.no_grad():
+        expected = clip.model.eval().encode_text(tokens)
+        torch.testing.assert_close(loaded.model.encode_text(tokens), expected)
+        torch.testing.assert_close(direct.eval().encode_text(tokens), expected)
+    assert loaded.info["model_name"] == "SynthCLIP-Tiny" and loaded.embed_dim == 64
+
+
+def test_checkpoint_errors_name_the_file_and_the_fix(tmp_path):
+    with pytest.raises(ClipCheckpointError, match="does not exist"):
+        load_checkpoint("ViT-B-32", tmp_path / "missing.pt")
+    torch.save(open_clip.create_model("SynthCLIP-Tiny").state_dict(), tmp_path / "tiny.pt")
+    with pytest.raises(ClipCheckpointError, match=r"tiny\.pt does not fit architecture 'ViT-B-32'.*clip\.model_name"):
+        load_checkpoint("ViT-B-32", tmp_path / "tiny.pt")
+    loaded = load_checkpoint("SynthCLIP-Tiny", tmp_path / "tiny.pt")  # weights_only load of a plain state dict
+    assert loaded.info == {"source": "checkpoint", "model_name": "SynthCLIP-Tiny", "checkpoint": str(tmp_path / "tiny.pt")}
+
+
+def test_batched_embedding_equals_one_item_per_call(tiny_corpus):
+    paths, ids, captions, _ = tiny_corpus
+    clip = _fit(tiny_corpus, 0)
+    images = embed_images(clip, paths, ids, CPU, batch_size=5, num_workers=2, progress=False)
+    texts = embed_texts(clip, captions, CPU, batch_size=7, num_workers=2, progress=False)
+    transform, tokenizer = clip.image_transform(), clip.tokenizer()
+    with torch.no_grad():
+        one_by_one = torch.cat([clip.model.encode_image(transform(Image.open(p).convert("RGB")).unsqueeze(0)) for p in paths])
+        text_one_by_one = torch.cat([clip.model.encode_text(tokenizer([c])) for c in captions])
+    torch.testing.assert_close(images, one_by_one, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(texts, text_one_by_one, atol=1e-5, rtol=1e-5)
+    assert images.shape == (12, 64) and not math.isnan(images.sum().item())
+
+
+def test_an_image_that_breaks_during_embedding_is_named(tiny_corpus, tmp_path):
+    paths, ids, _, _ = tiny_corpus
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(open(paths[0], "rb").read()[:60])
+    clip = _fit(tiny_corpus, 0)
+    with pytest.raises(UnreadableImagesError, match=r"imgid=99: .*broken\.png"):
+        embed_images(clip, [*paths[:4], str(broken)], [*ids[:4], 99], CPU, batch_size=2, num_workers=2, progress=False)
