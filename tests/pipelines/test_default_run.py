@@ -118,3 +118,18 @@ def test_notebook_redraws_from_the_catalog(default_run, tmp_path):
     assert not [o for o in outputs if o.output_type == "error"]
     images = [o for o in outputs if o.output_type in ("display_data", "execute_result") and "image/png" in o.get("data", {})]
     assert len(images) == 3
+
+
+def test_a_stopped_training_run_resumes_to_the_same_weights(default_run):
+    """`train` stopped part-way and rerun ends with exactly the weights of an uninterrupted run."""
+    steps = {"diffusion": {"progress": False, "presets": {"fast": {"train": {"steps": 200, "eval_every": 0, "checkpoint_every": 100}}}}}
+    stopped = {"diffusion": {**steps["diffusion"], "stop_after": 100}}
+    default_run.run(["train"], params=stopped)
+    default_run.run(["train"], params=steps)  # resumes from step 100 in the same workdir
+    other = {"diffusion": {**steps["diffusion"], "workdir": "data/06_models/uninterrupted"}}
+    default_run.run(["train"], params=other)
+    versions = sorted((default_run.path / "data/06_models/diffusion").iterdir())
+    resumed, uninterrupted = (load_file(v / "diffusion" / "model.safetensors") for v in versions[-2:])
+    assert json.loads((versions[-2] / "diffusion" / "config.json").read_text())["train"]["steps"] == 200
+    for key, value in uninterrupted.items():
+        assert torch.equal(resumed[key], value), key

@@ -44,7 +44,10 @@ def train_diffusion_model(
     if params.get("threads"):
         torch.set_num_threads(int(params["threads"]))
     log.info("Training the %s preset (%s denoiser, %d steps) in %s", preset_name, model.denoiser_name, config.steps, workdir)
-    result = train(model, x0_train, x0_val, config, workdir, progress=params["progress"], device=resolve_device(params["device"]))
+    result = train(
+        model, x0_train, x0_val, config, workdir, progress=params["progress"],
+        stop_after=params.get("stop_after"), device=resolve_device(params["device"]),
+    )
     metrics = {
         "preset": preset_name,
         "model": model.config,
