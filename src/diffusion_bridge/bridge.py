@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from diffusion_bridge.checks import require_finite
 from diffusion_bridge.diffusion.model import DiffusionModel, draw_noise
 from diffusion_bridge.diffusion.samplers import (
     ddim_sample,
@@ -74,6 +75,8 @@ def bridge_embeddings(
     DDIM stochastic. `batch_size` rows go through the network at once (the memory budget).
     """
     check_bridge_settings(t0, steps, model.num_timesteps, sampler, eta)
+    require_finite(embeddings, "embeddings to bridge", fix="recompute them (rerun `prepare`)")
+    require_finite(mean, "modality mean", fix="rerun `prepare` to recompute modality_means")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model = model.to(device).eval()
     times = reference_timesteps(t0, steps) if t0 > 0 else []

@@ -72,7 +72,9 @@ def fit_decoder(
 ) -> CaptionDecoder:
     """Train on (text-side input, caption) pairs only; keep the epoch whose captions of the validation
     representation score best."""
-    model, vocab = new_decoder(backbone, int(inputs.shape[1]), captions)
+    with torch.random.fork_rng():  # initial weights from the run's seed, not from global state
+        torch.manual_seed(int(training.get("seed", 0)))
+        model, vocab = new_decoder(backbone, int(inputs.shape[1]), captions)
     model = model.to(device)
     ids = [int(i) for i in val_ids]
 

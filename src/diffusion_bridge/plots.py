@@ -1,24 +1,29 @@
-"""Figures of the alignment study (matplotlib, headless)."""
+"""Figures of the alignment and captioning studies.
+
+Built with matplotlib's object API (`Figure`, no pyplot): no global backend or figure registry is touched,
+so the same functions serve a headless `kedro run` and a notebook.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-import matplotlib
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from torch import Tensor  # noqa: E402
+from diffusion_bridge.metrics.alignment import paired_cosine
+from diffusion_bridge.metrics.projection import pca_2d
 
-from diffusion_bridge.metrics.alignment import paired_cosine  # noqa: E402
-from diffusion_bridge.metrics.projection import pca_2d  # noqa: E402
+
+def _subplots(*args, figsize, **kwargs):
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*args, **kwargs)
 
 
 def paired_cosine_histogram(representations: Mapping[str, Tensor], text: Tensor, text_image_index: Tensor) -> Figure:
     """Distribution of cos(representation of an image, one of its captions), one curve per representation."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = _subplots(figsize=(7, 4))
     for name, rep in representations.items():
         values = paired_cosine(rep[text_image_index], text).numpy()
         ax.hist(values, bins=40, range=(-1, 1), histtype="step", linewidth=1.5, label=name, density=True)
@@ -34,7 +39,7 @@ def projection_scatter(sets: Mapping[str, Tensor], max_points: int = 1500, seed:
     generator = torch.Generator().manual_seed(seed)
     picked = {n: x[torch.randperm(len(x), generator=generator)[:max_points]] for n, x in sets.items()}
     points = pca_2d(*picked.values())
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig, ax = _subplots(figsize=(6, 5))
     for name, xy in zip(picked, points, strict=True):
         ax.scatter(xy[:, 0].numpy(), xy[:, 1].numpy(), s=4, alpha=0.5, label=name)
     ax.set_xlabel("PC 1")
@@ -47,7 +52,8 @@ def projection_scatter(sets: Mapping[str, Tensor], max_points: int = 1500, seed:
 def sweep_plot(sweep: Mapping[int, Mapping[str, float]], metrics: tuple[str, ...]) -> Figure:
     """Each metric against the insertion step t0."""
     steps = sorted(sweep)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3))
+    fig, axes = _subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3), squeeze=False)
+    axes = axes[0]
     for ax, metric in zip(axes, metrics, strict=True):
         ax.plot(steps, [sweep[t][metric] for t in steps], marker="o")
         ax.set_xlabel("t0")
@@ -61,7 +67,7 @@ def contact_sheet(image_paths: list[str], captions: Mapping[str, list[str]], ima
     from PIL import Image
 
     n = len(image_paths)
-    fig, axes = plt.subplots(n, 2, figsize=(11, 1.9 * n), gridspec_kw={"width_ratios": [1, 5]})
+    fig, axes = _subplots(n, 2, figsize=(11, 1.9 * n), gridspec_kw={"width_ratios": [1, 5]})
     axes = axes.reshape(n, 2)
     for row, (path, imgid) in enumerate(zip(image_paths, image_ids, strict=True)):
         with Image.open(path) as image:

@@ -193,3 +193,14 @@ def test_two_ddp_processes_match_one(tmp_path, data):
     assert not torch.equal(one["denoiser.out_proj.weight"], model_for().state_dict()["denoiser.out_proj.weight"])
     saved = json.loads((double / "work" / "checkpoint" / "config.json").read_text())
     assert saved["train"]["batch_size"] == 32
+
+
+def test_nan_training_data_is_refused_by_row(tmp_path):
+    from diffusion_bridge.checks import NonFiniteError
+    from diffusion_bridge.diffusion import DiffusionModel, TrainConfig, train
+
+    model = DiffusionModel(dim=8, denoiser="mlp", denoiser_kwargs={"width": 16, "depth": 1, "time_dim": 8})
+    x = torch.randn(20, 8)
+    x[7, 0] = float("inf")
+    with pytest.raises(NonFiniteError, match=r"rows \[7\]"):
+        train(model, x, None, TrainConfig(steps=2, batch_size=4), tmp_path / "run", progress=False)

@@ -49,9 +49,10 @@ def fit_clip(
     progress: bool = True,
 ) -> ClipModel:
     """Train `config.model_name` with open_clip's ClipLoss on (image, one of its captions) pairs."""
-    torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    model = open_clip.create_model(config.model_name, device=device)
+    with torch.random.fork_rng():  # seeded initial weights without touching the caller's global RNG
+        torch.manual_seed(config.seed)
+        model = open_clip.create_model(config.model_name, device=device)
     model.logit_scale.data.fill_(math.log(config.logit_scale))
     model.logit_scale.requires_grad_(False)
     clip = ClipModel(model=model, model_cfg=open_clip.get_model_config(config.model_name), info={})

@@ -23,6 +23,7 @@ import torch
 from accelerate import Accelerator
 from torch import Tensor, nn
 
+from diffusion_bridge.checks import require_finite
 from diffusion_bridge.progress import progress_bar
 
 from .checkpoints import (
@@ -184,6 +185,7 @@ def _check_data(model: DiffusionModel, x: Tensor | None, name: str) -> None:
             f"{name} has shape {tuple(x.shape)} but the model expects [N, {model.dim}] with N > 0; "
             f"build the model with dim={x.shape[-1]} or pass the embeddings of the matching CLIP model"
         )
+    require_finite(x, name, fix="recompute the embeddings (rerun `prepare`); a NaN would poison every step")
 
 
 def _make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from diffusion_bridge.checks import require_finite
 from diffusion_bridge.clip import ClipModel, load_checkpoint, load_pretrained
 from diffusion_bridge.clip.encoding import embed_images, embed_texts
 from diffusion_bridge.clip.fitting import ClipFitConfig, fit_clip
@@ -95,6 +96,8 @@ def embed_corpus_captions(clip: ClipModel, captions: pd.DataFrame, params: dict[
 
 
 def _by_split(table: pd.DataFrame, vectors: torch.Tensor, id_columns: list[str]) -> dict[str, Tensors]:
+    require_finite(vectors, f"CLIP embeddings of {id_columns[0]}", table[id_columns[0]].to_numpy(),
+                   fix="check those files/captions; on CUDA try embedding.precision: bf16 or fp32")
     out = {}
     for split in SPLITS:
         mask = (table["split"] == split).to_numpy()

@@ -36,8 +36,10 @@ def train_diffusion_model(
     preset_name = params["preset"]
     preset = params["presets"][preset_name]
     dim = int(text_train["embeddings"].shape[1])
-    model = DiffusionModel(dim=dim, radius=params.get("radius"), **preset["model"])
     config = TrainConfig.from_dict(preset["train"])
+    with torch.random.fork_rng():  # the initial weights come from the run's seed, not from global state
+        torch.manual_seed(config.seed)
+        model = DiffusionModel(dim=dim, radius=params.get("radius"), **preset["model"])
     x0_train = to_diffusion_space(text_train["embeddings"], means["text_mean"], model.radius)
     x0_val = to_diffusion_space(text_val["embeddings"], means["text_mean"], model.radius)
     workdir = Path(params["workdir"]) / _run_id(model.config, config.to_dict(), data_fingerprint(x0_train))
