@@ -13,7 +13,7 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | tee
 
 if [ "${SMOKE:-0}" = 1 ]; then
   dev=cpu; embed="--images 16 --captions 32 --loop-items 4 --batch-size 8 --workers 2 --image-size 64x48"
-  bridge="--n 32 --loop-items 4"; train="--seconds 2 --quality-seconds 2 --n-train 2000"; caption="--n 16 --n-single 2"
+  bridge="--n 32 --loop-items 4"; train="--seconds 6 --quality-seconds 3 --n-train 2000"; caption="--n 16 --n-single 2"
 else
   dev=cuda; embed="--model ViT-B-32 --images 5000 --captions 25000 --loop-items 500 --batch-size 256 --workers 14"
   bridge="--n 5000 --loop-items 200"; train="--seconds 30 --quality-seconds 120"; caption="--preset gpt2 --n 5000"

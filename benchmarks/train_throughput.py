@@ -278,7 +278,10 @@ def main() -> None:
         print(f"    our trainer,    MLP,    batch {batch:<6}:      {mlp_rates[batch]:10,.0f} samples/s")
     best = max(mlp_rates, key=mlp_rates.get)
     print(f"(c) our trainer,    MLP,    best batch {best}:  {mlp_rates[best]:10,.0f} samples/s")
-    print(f"ratios: (b)/(a) = {unet_rate / ref_rate:.2f}x   (c)/(a) = {mlp_rates[best] / ref_rate:.2f}x")
+    if ref_rate > 0:
+        print(f"ratios: (b)/(a) = {unet_rate / ref_rate:.2f}x   (c)/(a) = {mlp_rates[best] / ref_rate:.2f}x")
+    else:
+        print("ratios: n/a — the reference loop finished no step within --seconds; raise it")
 
     evaluate = Cos600(x_val)
     _, ref_curve = reference_loop(x_train, device, args.quality_seconds, evaluate=evaluate, evals=evals)
