@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+SWEEP_PREFIX = "bridged_t"  # test_representations key of the image bridged at insertion step t0: bridged_t<t0>
+
 
 def centre(embeddings: Tensor, mean: Tensor) -> Tensor:
     """normalize(normalize(e) − mean): text with text_mean, images with image_mean (C3)."""

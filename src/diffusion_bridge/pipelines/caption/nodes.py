@@ -26,10 +26,9 @@ from diffusion_bridge.metrics.captioning import (
     to_coco_results,
 )
 from diffusion_bridge.plots import contact_sheet
-from diffusion_bridge.representations import centre
+from diffusion_bridge.representations import SWEEP_PREFIX, centre
 
 Tensors = dict[str, torch.Tensor]
-SWEEP_PREFIX = "bridged_t"
 
 
 def validation_representations(image_val: Tensors, bridged_val: Tensors, means: Tensors) -> Tensors:

@@ -19,10 +19,9 @@ from diffusion_bridge.evaluation import (
 )
 from diffusion_bridge.modality import rows_of
 from diffusion_bridge.plots import paired_cosine_histogram, projection_scatter, sweep_plot
-from diffusion_bridge.representations import centre, noise_injected, split_off_one_caption
+from diffusion_bridge.representations import SWEEP_PREFIX, centre, noise_injected, split_off_one_caption
 
 Tensors = dict[str, torch.Tensor]
-SWEEP_PREFIX = "bridged_t"
 
 
 def build_test_representations(
