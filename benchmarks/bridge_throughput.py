@@ -19,16 +19,12 @@ the goal on a GPU is >= 1,000x that, i.e. >= 10,000 images/s.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import statistics
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from _common import device_name, timed, write_results  # noqa: I001 (benchmarks/ helper, run as a script)
 from diffusion_bridge.bridge import bridge_embeddings
 from diffusion_bridge.devices import resolve_device
 from diffusion_bridge.diffusion import DiffusionModel
@@ -68,63 +64,50 @@ def image_embeddings(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return emb, F.normalize(emb, dim=-1).mean(dim=0)
 
 
-def reference_loop(model: DiffusionModel, emb: torch.Tensor, mean: torch.Tensor, device: torch.device) -> torch.Tensor:
+def reference_loop(
+    model: DiffusionModel, emb: torch.Tensor, mean: torch.Tensor, device: torch.device
+) -> torch.Tensor:
     """One embedding per network call, as make_dataset_with_diffusion_vision.py."""
     times = reference_timesteps(T0, STEPS)
     mean = mean.to(device)
     out = []
     with torch.no_grad():
         for row in emb:
-            x = to_diffusion_space(row.unsqueeze(0).to(device), mean, model.radius)  # 5·normalize(normalize(e) − mean)
+            x = to_diffusion_space(
+                row.unsqueeze(0).to(device), mean, model.radius
+            )  # 5·normalize(normalize(e) − mean)
             x = ddim_sample(model, x, times)
             out.append(F.normalize(x, dim=-1).cpu())
     return torch.cat(out)
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn, device: torch.device, repeats: int = 1) -> tuple[torch.Tensor, float]:
-    """(result, median seconds over `repeats` runs)."""
-    seconds = []
-    for _ in range(repeats):
-        sync(device)
-        start = time.perf_counter()
-        result = fn()
-        sync(device)
-        seconds.append(time.perf_counter() - start)
-    return result, statistics.median(seconds)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU {cpu_model()} ({torch.get_num_threads()} torch threads)"
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     parser.add_argument("--models", default="unet1d,mlp", help=f"comma-separated, from {sorted(MODELS)}")
-    parser.add_argument("--n", type=int, default=None, help="embeddings bridged batched (default 5000 GPU, 256 CPU)")
-    parser.add_argument("--loop-items", type=int, default=None,
-                        help="embeddings bridged one per call, the first rows (default 200 GPU, 20 CPU)")
-    parser.add_argument("--batch-size", type=int, default=16384, help="rows per network call (conf default 16384)")
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="timed runs of the batched path, the median is reported (default 3 GPU, 1 CPU)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's default)")
+    parser.add_argument(
+        "--n", type=int, default=None, help="embeddings bridged batched (default 5000 GPU, 256 CPU)"
+    )
+    parser.add_argument(
+        "--loop-items",
+        type=int,
+        default=None,
+        help="embeddings bridged one per call, the first rows (default 200 GPU, 20 CPU)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=16384, help="rows per network call (conf default 16384)"
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed runs of the batched path, the median is reported (default 3 GPU, 1 CPU)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's default)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args()
 
@@ -136,8 +119,10 @@ def main() -> None:
     loop_items = min(args.loop_items or (200 if gpu else 20), n)
     repeats = args.repeats or (3 if gpu else 1)
     emb, mean = image_embeddings(n)
-    print(f"device: {device_name(device)}; torch {torch.__version__}; {n} embeddings ({DIM}-d), fp32; "
-          f"DDIM t0={T0}, S={STEPS} (times {reference_timesteps(T0, STEPS)}); batch {args.batch_size}")
+    print(
+        f"device: {device_name(device)}; torch {torch.__version__}; {n} embeddings ({DIM}-d), fp32; "
+        f"DDIM t0={T0}, S={STEPS} (times {reference_timesteps(T0, STEPS)}); batch {args.batch_size}"
+    )
 
     results = {}
     for name in args.models.split(","):
@@ -145,41 +130,51 @@ def main() -> None:
         params = sum(p.numel() for p in model.parameters()) / 1e6
 
         def batched(rows: torch.Tensor, model=model) -> torch.Tensor:
-            return bridge_embeddings(model, rows, mean, t0=T0, steps=STEPS, batch_size=args.batch_size, device=device)
+            return bridge_embeddings(
+                model, rows, mean, t0=T0, steps=STEPS, batch_size=args.batch_size, device=device
+            )
 
         # Warm-up: first-call kernel selection and allocator growth are not throughput (on a GPU at the
         # full size, which is cheap there; on a CPU a few rows, as a full pass would double the run time).
         reference_loop(model, emb[:2], mean, device)
         batched(emb if gpu else emb[:16])
-        looped, t_loop = timed(lambda model=model: reference_loop(model, emb[:loop_items], mean, device), device)
+        looped, t_loop = timed(
+            lambda model=model: reference_loop(model, emb[:loop_items], mean, device), device
+        )
         bridged, t_batch = timed(lambda batched=batched: batched(emb), device, repeats)
         loop_rate, batch_rate = loop_items / t_loop, n / t_batch
         diff = (bridged[:loop_items] - looped).abs().max().item()
         results[name] = {
-            "params_m": round(params, 3), "loop_images_per_s": loop_rate, "batched_images_per_s": batch_rate,
-            "ratio": batch_rate / loop_rate, "vs_reference_h100_loop": batch_rate / REFERENCE_LOOP_H100,
+            "params_m": round(params, 3),
+            "loop_images_per_s": loop_rate,
+            "batched_images_per_s": batch_rate,
+            "ratio": batch_rate / loop_rate,
+            "vs_reference_h100_loop": batch_rate / REFERENCE_LOOP_H100,
             "max_abs_diff_batched_vs_loop": diff,
         }
-        print(f"{name:>6} ({params:.2f}M params): loop ({loop_items}) {loop_rate:10,.1f} images/s | "
-              f"batched ({n}) {batch_rate:10,.1f} images/s | {batch_rate / loop_rate:8.1f}x the loop | "
-              f"{batch_rate / REFERENCE_LOOP_H100:7.1f}x the reference's {REFERENCE_LOOP_H100} images/s (H100) | "
-              f"max|batched - looped| {diff:.2e}")
+        print(
+            f"{name:>6} ({params:.2f}M params): loop ({loop_items}) {loop_rate:10,.1f} images/s | "
+            f"batched ({n}) {batch_rate:10,.1f} images/s | {batch_rate / loop_rate:8.1f}x the loop | "
+            f"{batch_rate / REFERENCE_LOOP_H100:7.1f}x the reference's {REFERENCE_LOOP_H100} images/s (H100) | "
+            f"max|batched - looped| {diff:.2e}"
+        )
 
     if args.out:
-        document = {
-            "benchmark": "bridge_throughput",
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "device": device_name(device),
-            "cpu": cpu_model(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "settings": {"n": n, "loop_items": loop_items, "batch_size": args.batch_size, "repeats": repeats,
-                         "t0": T0, "steps": STEPS, "dtype": "fp32"},
-            "results": results,
-        }
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.out}")
+        write_results(
+            args.out,
+            "bridge_throughput",
+            device,
+            {
+                "n": n,
+                "loop_items": loop_items,
+                "batch_size": args.batch_size,
+                "repeats": repeats,
+                "t0": T0,
+                "steps": STEPS,
+                "dtype": "fp32",
+            },
+            results,
+        )
 
 
 if __name__ == "__main__":

@@ -21,15 +21,11 @@ Prints numbers only (never asserts). GPU goal: >= 2,000 images/s with ViT-B-32 o
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import platform
 import tempfile
 import time
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from _common import device_name, timed, write_results  # noqa: I001 (benchmarks/ helper, run as a script)
 from diffusion_bridge.clip import ClipModel
 from diffusion_bridge.clip.encoding import embed_images, embed_texts
 from diffusion_bridge.corpus.scenes import Scene, render_scene
@@ -61,7 +58,9 @@ def write_jpeg(job: tuple[dict, tuple[int, int], int, str]) -> int:
     return os.path.getsize(path)
 
 
-def make_inputs(folder: Path, n_images: int, n_captions: int, size: tuple[int, int]) -> tuple[list[str], list[str], int]:
+def make_inputs(
+    folder: Path, n_images: int, n_captions: int, size: tuple[int, int]
+) -> tuple[list[str], list[str], int]:
     """(JPEG paths, captions, mean file bytes): synthetic scenes written to `folder`, their captions."""
     per_image = SyntheticSpec().captions_per_image
     spec = SyntheticSpec(seed=0, n_train=max(n_images, math.ceil(n_captions / per_image)), n_val=0, n_test=0)
@@ -106,19 +105,6 @@ def loop_texts(clip: ClipModel, captions: list[str], device: torch.device, preci
 # ------------------------------------------------------------------ measuring
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn: Callable[[], torch.Tensor], device: torch.device) -> tuple[torch.Tensor, float]:
-    sync(device)
-    start = time.perf_counter()
-    result = fn()
-    sync(device)
-    return result, time.perf_counter() - start
-
-
 def agreement(looped: torch.Tensor, batched: torch.Tensor) -> dict[str, float]:
     """How far the batched embeddings are from the looped ones on the same items (fp noise only)."""
     batched = batched[: len(looped)]
@@ -128,40 +114,47 @@ def agreement(looped: torch.Tensor, batched: torch.Tensor) -> dict[str, float]:
     }
 
 
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU {cpu_model()} ({torch.get_num_threads()} torch threads)"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def parse_size(text: str) -> tuple[int, int]:
     width, height = (int(v) for v in text.lower().split("x"))
     return width, height
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
-    parser.add_argument("--model", default=None, help="open_clip name (default SynthCLIP-Tiny on CPU, ViT-B-32 on GPU)")
-    parser.add_argument("--images", type=int, default=None, help="JPEGs to write and embed (default 512 CPU, 5000 GPU)")
-    parser.add_argument("--captions", type=int, default=None, help="captions to embed (default 2048 CPU, 25000 GPU)")
-    parser.add_argument("--image-size", type=parse_size, default=None, help="WxH (default 320x240 CPU, 640x480 GPU)")
-    parser.add_argument("--loop-items", type=int, default=None, help="items the one-per-call loop embeds (default 64 CPU, 500 GPU)")
+    parser.add_argument(
+        "--model", default=None, help="open_clip name (default SynthCLIP-Tiny on CPU, ViT-B-32 on GPU)"
+    )
+    parser.add_argument(
+        "--images", type=int, default=None, help="JPEGs to write and embed (default 512 CPU, 5000 GPU)"
+    )
+    parser.add_argument(
+        "--captions", type=int, default=None, help="captions to embed (default 2048 CPU, 25000 GPU)"
+    )
+    parser.add_argument(
+        "--image-size", type=parse_size, default=None, help="WxH (default 320x240 CPU, 640x480 GPU)"
+    )
+    parser.add_argument(
+        "--loop-items",
+        type=int,
+        default=None,
+        help="items the one-per-call loop embeds (default 64 CPU, 500 GPU)",
+    )
     parser.add_argument("--batch-size", type=int, default=256, help="images per batch (captions: 4x this)")
-    parser.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: min(16, CPU count))")
-    parser.add_argument("--precision", default="fp16", choices=["fp32", "fp16", "bf16"],
-                        help="autocast on CUDA for both paths (CPU always runs fp32)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's default)")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="DataLoader workers (default: min(16, CPU count))"
+    )
+    parser.add_argument(
+        "--precision",
+        default="fp16",
+        choices=["fp32", "fp16", "bf16"],
+        help="autocast on CUDA for both paths (CPU always runs fp32)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's default)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args()
 
@@ -178,32 +171,58 @@ def main() -> None:
     text_batch = 4 * args.batch_size
 
     torch.manual_seed(0)
-    clip = ClipModel(model=open_clip.create_model(name), model_cfg=open_clip.get_model_config(name),
-                     info={"model_name": name})  # moved to the device after the JPEG writers have forked
+    clip = ClipModel(
+        model=open_clip.create_model(name),
+        model_cfg=open_clip.get_model_config(name),
+        info={"model_name": name},
+    )  # moved to the device after the JPEG writers have forked
     params = sum(p.numel() for p in clip.model.parameters()) / 1e6
-    print(f"device: {device_name(device)}; torch {torch.__version__}; model {name} ({params:.1f}M params, random init); "
-          f"precision {args.precision if gpu else 'fp32'}; workers {workers}; batch {args.batch_size} images / "
-          f"{text_batch} captions")
+    print(
+        f"device: {device_name(device)}; torch {torch.__version__}; model {name} ({params:.1f}M params, random init); "
+        f"precision {args.precision if gpu else 'fp32'}; workers {workers}; batch {args.batch_size} images / "
+        f"{text_batch} captions"
+    )
 
     with tempfile.TemporaryDirectory(prefix="embed-bench-") as folder:
         start = time.perf_counter()
         paths, captions, mean_bytes = make_inputs(Path(folder), n_images, n_captions, size)
-        print(f"wrote {len(paths)} JPEGs {size[0]}x{size[1]} (mean {mean_bytes / 1024:.0f} KB) and took "
-              f"{len(captions)} captions in {time.perf_counter() - start:.1f} s")
+        print(
+            f"wrote {len(paths)} JPEGs {size[0]}x{size[1]} (mean {mean_bytes / 1024:.0f} KB) and took "
+            f"{len(captions)} captions in {time.perf_counter() - start:.1f} s"
+        )
 
         # Warm-up: first-call kernel selection and allocator growth are not throughput.
         loop_images(clip, paths[:2], device, args.precision)
         loop_texts(clip, captions[:2], device, args.precision)
         warm = min(len(paths), args.batch_size if gpu else 8)  # a full batch is cheap on a GPU only
-        embed_images(clip, paths[:warm], range(warm), device, args.batch_size, 0, args.precision, progress=False)
+        embed_images(
+            clip, paths[:warm], range(warm), device, args.batch_size, 0, args.precision, progress=False
+        )
 
         n_loop_img, n_loop_txt = min(loop_items, len(paths)), min(loop_items, len(captions))
-        loop_img, t_loop_img = timed(lambda: loop_images(clip, paths[:n_loop_img], device, args.precision), device)
-        loop_txt, t_loop_txt = timed(lambda: loop_texts(clip, captions[:n_loop_txt], device, args.precision), device)
-        batch_img, t_batch_img = timed(lambda: embed_images(clip, paths, range(len(paths)), device, args.batch_size,
-                                                            workers, args.precision, progress=False), device)
-        batch_txt, t_batch_txt = timed(lambda: embed_texts(clip, captions, device, text_batch, workers,
-                                                           args.precision, progress=False), device)
+        loop_img, t_loop_img = timed(
+            lambda: loop_images(clip, paths[:n_loop_img], device, args.precision), device
+        )
+        loop_txt, t_loop_txt = timed(
+            lambda: loop_texts(clip, captions[:n_loop_txt], device, args.precision), device
+        )
+        batch_img, t_batch_img = timed(
+            lambda: embed_images(
+                clip,
+                paths,
+                range(len(paths)),
+                device,
+                args.batch_size,
+                workers,
+                args.precision,
+                progress=False,
+            ),
+            device,
+        )
+        batch_txt, t_batch_txt = timed(
+            lambda: embed_texts(clip, captions, device, text_batch, workers, args.precision, progress=False),
+            device,
+        )
 
     rates = {
         "loop_images_per_s": n_loop_img / t_loop_img,
@@ -215,35 +234,48 @@ def main() -> None:
     text_ratio = rates["batched_captions_per_s"] / rates["loop_captions_per_s"]
     image_check, text_check = agreement(loop_img, batch_img), agreement(loop_txt, batch_txt)
     print(f"(a) loop, one per call ({n_loop_img} images):   {rates['loop_images_per_s']:10,.1f} images/s")
-    print(f"(b) embed_images ({len(paths)} images):          {rates['batched_images_per_s']:10,.1f} images/s   "
-          f"{image_ratio:6.1f}x the loop")
+    print(
+        f"(b) embed_images ({len(paths)} images):          {rates['batched_images_per_s']:10,.1f} images/s   "
+        f"{image_ratio:6.1f}x the loop"
+    )
     print(f"(a) loop, one per call ({n_loop_txt} captions): {rates['loop_captions_per_s']:10,.1f} captions/s")
-    print(f"(b) embed_texts ({len(captions)} captions):       {rates['batched_captions_per_s']:10,.1f} captions/s "
-          f"{text_ratio:6.1f}x the loop")
-    print(f"agreement on the loop's items: images max|diff| {image_check['max_abs_diff']:.2e} "
-          f"(min cos {image_check['min_cosine']:.6f}); captions max|diff| {text_check['max_abs_diff']:.2e} "
-          f"(min cos {text_check['min_cosine']:.6f})")
+    print(
+        f"(b) embed_texts ({len(captions)} captions):       {rates['batched_captions_per_s']:10,.1f} captions/s "
+        f"{text_ratio:6.1f}x the loop"
+    )
+    print(
+        f"agreement on the loop's items: images max|diff| {image_check['max_abs_diff']:.2e} "
+        f"(min cos {image_check['min_cosine']:.6f}); captions max|diff| {text_check['max_abs_diff']:.2e} "
+        f"(min cos {text_check['min_cosine']:.6f})"
+    )
 
     if args.out:
-        document = {
-            "benchmark": "embed_throughput",
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "device": device_name(device),
-            "cpu": cpu_model(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "settings": {
-                "model": name, "params_m": round(params, 2), "images": len(paths), "captions": len(captions),
-                "image_size": list(size), "mean_jpeg_bytes": mean_bytes, "loop_images": n_loop_img,
-                "loop_captions": n_loop_txt, "batch_size": args.batch_size, "text_batch_size": text_batch,
-                "workers": workers, "precision": args.precision if gpu else "fp32",
+        write_results(
+            args.out,
+            "embed_throughput",
+            device,
+            {
+                "model": name,
+                "params_m": round(params, 2),
+                "images": len(paths),
+                "captions": len(captions),
+                "image_size": list(size),
+                "mean_jpeg_bytes": mean_bytes,
+                "loop_images": n_loop_img,
+                "loop_captions": n_loop_txt,
+                "batch_size": args.batch_size,
+                "text_batch_size": text_batch,
+                "workers": workers,
+                "precision": args.precision if gpu else "fp32",
             },
-            "results": {**rates, "image_ratio": image_ratio, "caption_ratio": text_ratio,
-                        "images_agreement": image_check, "captions_agreement": text_check},
-        }
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.out}")
+            {
+                **rates,
+                "image_ratio": image_ratio,
+                "caption_ratio": text_ratio,
+                "images_agreement": image_check,
+                "captions_agreement": text_check,
+            },
+        )
 
 
 if __name__ == "__main__":

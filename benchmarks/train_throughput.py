@@ -20,7 +20,6 @@ import copy
 import itertools
 import math
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -30,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from _common import device_name  # noqa: I001 (benchmarks/ helper, run as a script)
 from diffusion_bridge.diffusion import DiffusionModel, TrainConfig, train
 from diffusion_bridge.diffusion.space import default_radius
 
@@ -47,7 +47,9 @@ def cluster_centers() -> torch.Tensor:
 def clustered_vectors(n: int, seed: int) -> torch.Tensor:
     """Stand-ins for mean-shifted CLIP text vectors: tight clusters on the radius-5 sphere in 512-d."""
     g = torch.Generator().manual_seed(seed)
-    x = cluster_centers()[torch.randint(0, CLUSTERS, (n,), generator=g)] + SPREAD * torch.randn(n, DIM, generator=g)
+    x = cluster_centers()[torch.randint(0, CLUSTERS, (n,), generator=g)] + SPREAD * torch.randn(
+        n, DIM, generator=g
+    )
     return F.normalize(x, dim=-1) * default_radius(DIM)
 
 
@@ -133,8 +135,13 @@ def reference_loop(
     optimizer = torch.optim.Adam(model.parameters(), lr=8e-5, betas=(0.9, 0.99))
     cuda = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if cuda else None
-    loader = DataLoader(RowDataset(x_train), batch_size=REFERENCE_BATCH, shuffle=True, pin_memory=cuda,
-                        num_workers=os.cpu_count() or 1)
+    loader = DataLoader(
+        RowDataset(x_train),
+        batch_size=REFERENCE_BATCH,
+        shuffle=True,
+        pin_memory=cuda,
+        num_workers=os.cpu_count() or 1,
+    )
     batches = (batch for _ in itertools.count() for batch in loader)  # the reference's cycle(dl)
     curve: list[tuple[float, float]] = []
     step, train_time, timed_samples, timed_time = 0, 0.0, 0, 0.0
@@ -180,7 +187,9 @@ def reference_loop(
 # ------------------------------------------------------------------ (b), (c) our trainer
 
 
-def seconds_per_step(model: DiffusionModel, x: torch.Tensor, batch: int, device: torch.device, steps: int = 2) -> float:
+def seconds_per_step(
+    model: DiffusionModel, x: torch.Tensor, batch: int, device: torch.device, steps: int = 2
+) -> float:
     """A quick estimate of one training step (to size runs to a time budget)."""
     model = copy.deepcopy(model).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
@@ -218,11 +227,19 @@ def our_run(
     model = make_model()
     steps = max(8, int(seconds / seconds_per_step(model, x_train, batch, device)))
     config = TrainConfig(
-        steps=steps, batch_size=batch, lr=lr, warmup_steps=min(50, steps // 10), log_every=max(1, steps // 8),
-        eval_every=max(1, steps // evals) if evaluate else 0, checkpoint_every=0, compile=compile_model,
+        steps=steps,
+        batch_size=batch,
+        lr=lr,
+        warmup_steps=min(50, steps // 10),
+        log_every=max(1, steps // 8),
+        eval_every=max(1, steps // evals) if evaluate else 0,
+        checkpoint_every=0,
+        compile=compile_model,
     )
     with tempfile.TemporaryDirectory() as workdir:
-        result = train(model, x_train, x_val, config, workdir, progress=False, device=device, evaluate=evaluate)
+        result = train(
+            model, x_train, x_val, config, workdir, progress=False, device=device, evaluate=evaluate
+        )
     rates = [row["samples_per_s"] for row in result.history["train"][1:]]  # the first interval holds warm-up
     rate = statistics.median(rates) if rates else result.samples_per_s
     curve = [(0.0, evaluate(make_model().to(device))["cos600"])] if evaluate else []
@@ -234,25 +251,29 @@ def time_to(curve: list[tuple[float, float]], target: float) -> float | None:
     return next((t for t, value in curve if value >= target), None)
 
 
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seconds", type=float, default=8.0, help="training-time budget per throughput run")
     parser.add_argument("--quality-seconds", type=float, default=20.0, help="budget per time-to-quality run")
     parser.add_argument("--n-train", type=int, default=20_000)
-    parser.add_argument("--n-val", type=int, default=None, help="vectors for cos@600 (default 64 CPU, 2048 GPU)")
-    parser.add_argument("--evals", type=int, default=None, help="evaluations per quality run (default 8 CPU, 20 GPU)")
+    parser.add_argument(
+        "--n-val", type=int, default=None, help="vectors for cos@600 (default 64 CPU, 2048 GPU)"
+    )
+    parser.add_argument(
+        "--evals", type=int, default=None, help="evaluations per quality run (default 8 CPU, 20 GPU)"
+    )
     parser.add_argument("--mlp-batches", default=None, help="comma-separated batch sizes to try for the MLP")
     parser.add_argument("--mlp-lr", type=float, default=5e-4)
     parser.add_argument("--compile", action="store_true", help="torch.compile our models")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads for torch (default: 1 on CPU, where a shared machine makes 2+ erratic)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for torch (default: 1 on CPU, where a shared machine makes 2+ erratic)",
+    )
     args = parser.parse_args()
     if args.threads or args.device == "cpu":
         torch.set_num_threads(args.threads or 1)
@@ -261,20 +282,33 @@ def main() -> None:
     gpu = device.type == "cuda"
     n_val = args.n_val or (2048 if gpu else 64)
     evals = args.evals or (20 if gpu else 8)
-    batches = [int(b) for b in (args.mlp_batches or ("1024,4096,16384" if gpu else "128,512,2048")).split(",")]
+    batches = [
+        int(b) for b in (args.mlp_batches or ("1024,4096,16384" if gpu else "128,512,2048")).split(",")
+    ]
     x_train, x_val = clustered_vectors(args.n_train, seed=1), clustered_vectors(n_val, seed=2)
-    print(f"device: {device_name(device)}; torch {torch.__version__}; train {tuple(x_train.shape)}; "
-          f"precision: (a) {'fp16 autocast' if gpu else 'fp32'}, ours {'bf16 autocast' if gpu else 'fp32'}")
+    print(
+        f"device: {device_name(device)}; torch {torch.__version__}; train {tuple(x_train.shape)}; "
+        f"precision: (a) {'fp16 autocast' if gpu else 'fp32'}, ours {'bf16 autocast' if gpu else 'fp32'}"
+    )
 
     ref_rate, _ = reference_loop(x_train, device, args.seconds)
     print(f"(a) reference loop, Unet1D, batch 64:          {ref_rate:10,.0f} samples/s")
-    unet_rate, _ = our_run(reference_model, x_train, None, device, args.seconds, REFERENCE_BATCH, 8e-5,
-                           compile_model=args.compile)
+    unet_rate, _ = our_run(
+        reference_model,
+        x_train,
+        None,
+        device,
+        args.seconds,
+        REFERENCE_BATCH,
+        8e-5,
+        compile_model=args.compile,
+    )
     print(f"(b) our trainer,    Unet1D, batch 64:          {unet_rate:10,.0f} samples/s")
     mlp_rates = {}
     for batch in batches:
-        mlp_rates[batch], _ = our_run(mlp_model, x_train, None, device, args.seconds, batch, args.mlp_lr,
-                                      compile_model=args.compile)
+        mlp_rates[batch], _ = our_run(
+            mlp_model, x_train, None, device, args.seconds, batch, args.mlp_lr, compile_model=args.compile
+        )
         print(f"    our trainer,    MLP,    batch {batch:<6}:      {mlp_rates[batch]:10,.0f} samples/s")
     best = max(mlp_rates, key=mlp_rates.get)
     print(f"(c) our trainer,    MLP,    best batch {best}:  {mlp_rates[best]:10,.0f} samples/s")
@@ -285,19 +319,33 @@ def main() -> None:
 
     evaluate = Cos600(x_val)
     _, ref_curve = reference_loop(x_train, device, args.quality_seconds, evaluate=evaluate, evals=evals)
-    _, mlp_curve = our_run(mlp_model, x_train, x_val, device, args.quality_seconds, best, args.mlp_lr,
-                           evaluate=evaluate, evals=evals, compile_model=args.compile)
+    _, mlp_curve = our_run(
+        mlp_model,
+        x_train,
+        x_val,
+        device,
+        args.quality_seconds,
+        best,
+        args.mlp_lr,
+        evaluate=evaluate,
+        evals=evals,
+        compile_model=args.compile,
+    )
     identity, bayes = evaluate.identity(), bayes_cos600(x_val, evaluate.noise)
     target = identity + 0.5 * (bayes - identity)  # halfway from "learned the identity" to the Bayes ceiling
-    print(f"time to quality: val cos(x0_hat, x0) at t=600 on {n_val} vectors vs training seconds (eval excluded);"
-          f" identity map {identity:.3f}, Bayes-optimal ≈ {bayes:.3f}, target {target:.3f} (halfway)")
+    print(
+        f"time to quality: val cos(x0_hat, x0) at t=600 on {n_val} vectors vs training seconds (eval excluded);"
+        f" identity map {identity:.3f}, Bayes-optimal ≈ {bayes:.3f}, target {target:.3f} (halfway)"
+    )
     for name, curve in (("(a) reference loop", ref_curve), ("(c) our MLP       ", mlp_curve)):
         best_t, best_v = max(curve, key=lambda point: point[1])
         reached = time_to(curve, target)
         when = f"{reached:.1f}s" if reached is not None else f"not within {curve[-1][0]:.0f}s"
         plateau = time_to(curve, best_v - 0.05 * (best_v - curve[0][1]))
-        print(f"  {name} reaches the target at {when}; best {best_v:.3f} at {best_t:.0f}s "
-              f"(95% of its own gain by {plateau:.0f}s)")
+        print(
+            f"  {name} reaches the target at {when}; best {best_v:.3f} at {best_t:.0f}s "
+            f"(95% of its own gain by {plateau:.0f}s)"
+        )
         print("    curve " + " ".join(f"{t:.0f}s:{v:.3f}" for t, v in curve))
 
 
