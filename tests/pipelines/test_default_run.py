@@ -38,9 +38,9 @@ def default_run(kedro_project_factory):
 
 
 def _latest(project, relative: str) -> Path:
+    """The artifact written by the module's default run (later tests add versions of their own)."""
     folder = project.path / relative
-    (version,) = [p for p in folder.iterdir()]
-    return version / folder.name
+    return folder / project.run_versions[0] / folder.name
 
 
 def _json(project, relative: str):
@@ -111,7 +111,8 @@ def test_notebook_redraws_from_the_catalog(default_run, tmp_path):
     notebook = nbformat.read(ROOT / "notebooks" / "alignment_study.ipynb", as_version=4)
     os.environ["DIFFUSION_BRIDGE_PROJECT"] = str(default_run.path)
     try:
-        NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+        NotebookClient(notebook, timeout=1800, startup_timeout=600, kernel_name="python3",  # hang guards only
+                        resources={"metadata": {"path": str(tmp_path)}}).execute()
     finally:
         os.environ.pop("DIFFUSION_BRIDGE_PROJECT")
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
