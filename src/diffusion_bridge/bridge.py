@@ -10,7 +10,7 @@ Text augmentation for the caption decoder is the same with text_mean, after nois
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -25,7 +25,8 @@ from diffusion_bridge.diffusion.samplers import (
     dpm_solver_pp_2m,
     reference_timesteps,
 )
-from diffusion_bridge.diffusion.space import to_diffusion_space
+from diffusion_bridge.errors import ConfigError
+from diffusion_bridge.space import to_diffusion_space
 
 SAMPLERS: dict[str, Callable[..., Tensor]] = {
     "ddim": ddim_sample,              # the reference (eta 0)
@@ -34,23 +35,23 @@ SAMPLERS: dict[str, Callable[..., Tensor]] = {
 }
 
 
-class BridgeConfigError(ValueError):
-    """Bridging settings that cannot work with the given model."""
-
-
-def check_bridge_settings(t0: int, steps: int, num_timesteps: int, sampler: str = "ddim", eta: float = 0.0) -> None:
+def check_bridge_settings(
+    t0: int, steps: int, num_timesteps: int, sampler: str = "ddim", eta: float = 0.0, batch_size: int = 1
+) -> None:
     """Refuse settings that would make the reference's trajectory degenerate, naming the fix."""
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size={batch_size!r}: bridge at least one row per network call (an integer >= 1)")
     if not 0 <= t0 <= num_timesteps:
-        raise BridgeConfigError(f"insertion step t0={t0} must lie in [0, {num_timesteps}] (the model's T); set bridge.t0 accordingly")
+        raise ConfigError(f"insertion step t0={t0} must lie in [0, {num_timesteps}] (the model's T); set bridge.t0 accordingly")
     if t0 > 0 and not 1 <= steps <= t0:
-        raise BridgeConfigError(
+        raise ConfigError(
             f"steps={steps} with t0={t0}: need 1 <= steps <= t0 so that the {steps + 1} DDIM times are distinct; "
             "lower bridge.steps or raise bridge.t0"
         )
     if sampler not in SAMPLERS:
-        raise BridgeConfigError(f"unknown sampler {sampler!r}; use one of {sorted(SAMPLERS)}")
+        raise ConfigError(f"unknown sampler {sampler!r}; use one of {sorted(SAMPLERS)}")
     if eta < 0 or (eta > 0 and sampler != "ddim"):
-        raise BridgeConfigError(f"eta={eta}: eta is the DDIM noise level (>= 0) and only applies to sampler 'ddim'")
+        raise ConfigError(f"eta={eta}: eta is the DDIM noise level (>= 0) and only applies to sampler 'ddim'")
 
 
 def bridge_embeddings(
@@ -74,7 +75,7 @@ def bridge_embeddings(
     `add_noise` first noises v to level t0 (SDEdit; the reference's text augmentation), eta > 0 makes
     DDIM stochastic. `batch_size` rows go through the network at once (the memory budget).
     """
-    check_bridge_settings(t0, steps, model.num_timesteps, sampler, eta)
+    check_bridge_settings(t0, steps, model.num_timesteps, sampler, eta, batch_size)
     require_finite(embeddings, "embeddings to bridge", fix="recompute them (rerun `prepare`)")
     require_finite(mean, "modality mean", fix="rerun `prepare` to recompute modality_means")
     device = torch.device(device) if device is not None else next(model.parameters()).device
@@ -93,3 +94,18 @@ def bridge_embeddings(
                 x = SAMPLERS[sampler](model, x, times, **kwargs)
             out.append(F.normalize(x.float(), dim=-1).cpu())
     return torch.cat(out) if out else embeddings.new_zeros((0, embeddings.shape[-1]))
+
+
+def bridge_sweep(model: DiffusionModel, embeddings: Tensor, mean: Tensor, t0s: Iterable[int], steps: int = 5,
+                 *, seed: int = 0, device: torch.device | str | None = None, **kwargs: Any) -> dict[int, Tensor]:
+    """The embeddings bridged at each insertion step of `t0s` (the paper's Table 4), each t0 once.
+
+    Steps are capped at t0 so that small t0 keep distinct DDIM times (t0 = 0 is the mean shift alone);
+    every t0 draws from its own generator seeded with `seed`, so each result equals a lone `bridge_embeddings`.
+    """
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    return {
+        t0: bridge_embeddings(model, embeddings, mean, t0, min(steps, max(t0, 1)),
+                              generator=torch.Generator(device=device).manual_seed(seed), device=device, **kwargs)
+        for t0 in sorted({int(t) for t in t0s})
+    }

@@ -6,9 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-
-class NonFiniteError(ValueError):
-    """Embeddings (or vectors derived from them) that hold NaN or infinity."""
+from diffusion_bridge.errors import NonFiniteError
 
 
 def require_finite(x: torch.Tensor, what: str, ids: Sequence[int] | torch.Tensor | None = None, fix: str = "") -> None:

@@ -8,11 +8,11 @@ from typing import Any
 import click
 from kedro.framework.hooks import hook_impl
 
-from diffusion_bridge.reports import format_gap_report
+from diffusion_bridge.study.reports import gap_summary
 
 # Catalog entry → function turning its data into a plain-text summary (strings are printed as they are).
 SUMMARIES: dict[str, Callable[[Any], str]] = {
-    "gap_report": format_gap_report,
+    "gap_report": gap_summary,
     "alignment_summary": str,
     "caption_summary": str,
 }

@@ -8,6 +8,6 @@ import open_clip
 open_clip.add_model_config(Path(__file__).parent / "model_configs")
 
 from diffusion_bridge.clip.model import ClipModel  # noqa: E402
-from diffusion_bridge.clip.sources import ClipCheckpointError, load_checkpoint, load_pretrained  # noqa: E402
+from diffusion_bridge.clip.sources import load_checkpoint, load_pretrained, obtain_clip  # noqa: E402
 
-__all__ = ["ClipCheckpointError", "ClipModel", "load_checkpoint", "load_pretrained"]
+__all__ = ["ClipModel", "load_checkpoint", "load_pretrained", "obtain_clip"]

@@ -8,10 +8,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from diffusion_bridge.clip.model import ClipModel
-from diffusion_bridge.corpus.errors import UnreadableImagesError
-from diffusion_bridge.corpus.images import open_rgb
-from diffusion_bridge.devices import autocast
+from diffusion_bridge.corpus.images import DECODE_AT_CHECK, open_rgb
+from diffusion_bridge.errors import ImageFilesError
 from diffusion_bridge.progress import progress_bar
+from diffusion_bridge.training.precision import Precision
 
 
 class ImageFiles(Dataset):
@@ -68,7 +68,7 @@ def _loader(dataset, batch_size: int, num_workers: int, device: torch.device, co
 @torch.inference_mode()
 def _embed(loader: DataLoader, encode, device: torch.device, precision: str, desc: str, progress: bool) -> torch.Tensor:
     chunks, failures = [], []
-    with autocast(device, precision):
+    with Precision(precision, device).autocast():
         for batch in progress_bar(loader, desc=desc, unit="batch", enabled=progress, leave=False):
             if isinstance(batch, tuple):  # images: (pixels, failures)
                 batch, failed = batch
@@ -77,7 +77,7 @@ def _embed(loader: DataLoader, encode, device: torch.device, precision: str, des
                     continue  # the run stops at the end; no point embedding the rest
             chunks.append(encode(batch.to(device, non_blocking=True)).float())
     if failures:
-        raise UnreadableImagesError(failures, "the images table")
+        raise ImageFilesError("unreadable", failures, "the images table", DECODE_AT_CHECK)
     if not chunks:
         raise ValueError(f"{desc}: nothing to embed (empty input)")
     return torch.cat(chunks).cpu()

@@ -20,7 +20,8 @@ from torch.utils.data import DataLoader
 
 from diffusion_bridge.clip.encoding import ImageFiles, collate_images
 from diffusion_bridge.clip.model import ClipModel
-from diffusion_bridge.corpus.errors import UnreadableImagesError
+from diffusion_bridge.corpus.images import DECODE_AT_CHECK
+from diffusion_bridge.errors import ImageFilesError
 from diffusion_bridge.progress import progress_bar
 
 
@@ -110,7 +111,7 @@ def _load_pixels(clip: ClipModel, paths, ids, config: ClipFitConfig, device: tor
     batches = list(loader)
     failures = [f for _, failed in batches for f in failed]
     if failures:
-        raise UnreadableImagesError(failures, "the images table")
+        raise ImageFilesError("unreadable", failures, "the images table", DECODE_AT_CHECK)
     return torch.cat([pixels for pixels, _ in batches]).to(device)
 
 

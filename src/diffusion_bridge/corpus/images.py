@@ -9,11 +9,20 @@ from dataclasses import dataclass, field
 
 from PIL import Image, UnidentifiedImageError
 
-from diffusion_bridge.corpus.errors import MissingImagesError, UnreadableImagesError
 from diffusion_bridge.corpus.records import Corpus
+from diffusion_bridge.errors import ConfigError, ImageFilesError
 
 CHECK_MODES = ("decode", "header", "exists")
 BAD_IMAGE_POLICIES = ("error", "skip")
+SKIP_OR_PROVIDE = (
+    "put the images under the configured image_root (see README, 'Real data'), or set "
+    "`corpus.on_bad_images: skip` to leave them out; skipped ids are then listed in corpus_report."
+)
+# A file that passed a `header`/`exists` check but fails to decode while embedding: `skip` only acts at the check.
+DECODE_AT_CHECK = (
+    "replace or remove these files, or set `corpus.image_check: decode` so that `prepare` decodes every image "
+    "before CLIP is fitted; `corpus.on_bad_images: skip` then leaves them out."
+)
 
 
 @dataclass
@@ -58,7 +67,7 @@ def check_images(ids: Iterable[int], paths: Iterable[str], mode: str = "decode",
     very large corpora whose files are trusted); `exists` only stats them.
     """
     if mode not in CHECK_MODES:
-        raise ValueError(f"image check mode {mode!r} is not one of {CHECK_MODES}; set corpus.image_check accordingly")
+        raise ConfigError(f"image check mode {mode!r} is not one of {CHECK_MODES}; set corpus.image_check accordingly")
     ids, paths = list(ids), list(paths)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         outcomes = list(pool.map(lambda p: _problem(p, mode), paths, chunksize=64))
@@ -77,13 +86,13 @@ def drop_bad_images(corpus: Corpus, mode: str, policy: str, workers: int = 8) ->
     writes those ids into its report.
     """
     if policy not in BAD_IMAGE_POLICIES:
-        raise ValueError(f"corpus.on_bad_images={policy!r} is not one of {BAD_IMAGE_POLICIES}")
+        raise ConfigError(f"corpus.on_bad_images={policy!r} is not one of {BAD_IMAGE_POLICIES}")
     check = check_images(corpus.images["imgid"], corpus.images["image_path"], mode=mode, workers=workers)
     if policy == "error":
         if check.missing:
-            raise MissingImagesError(check.missing + check.unreadable, corpus.annotation_file)
+            raise ImageFilesError("missing", check.missing + check.unreadable, corpus.annotation_file, SKIP_OR_PROVIDE)
         if check.unreadable:
-            raise UnreadableImagesError(check.unreadable, corpus.annotation_file)
+            raise ImageFilesError("unreadable", check.unreadable, corpus.annotation_file, SKIP_OR_PROVIDE)
         return corpus, check
     bad = check.bad_ids
     if not bad:
@@ -91,3 +100,17 @@ def drop_bad_images(corpus: Corpus, mode: str, policy: str, workers: int = 8) ->
     images = corpus.images[~corpus.images["imgid"].isin(bad)].reset_index(drop=True)
     captions = corpus.captions[~corpus.captions["imgid"].isin(bad)].reset_index(drop=True)
     return Corpus(corpus.name, corpus.annotation_file, corpus.image_root, images, captions), check
+
+
+def check_report(corpus: Corpus, check: ImageCheck, mode: str, policy: str) -> dict:
+    """What was read and what was left out, for `corpus_report.json`."""
+    return {
+        "corpus": corpus.name,
+        "annotation_file": str(corpus.annotation_file),
+        "image_root": str(corpus.image_root),
+        "splits": corpus.split_sizes(),
+        "image_check": mode,
+        "on_bad_images": policy,
+        "skipped_images": [{"imgid": i, "path": p, "reason": r} for i, p, r in check.missing + check.unreadable],
+        "captions_changed_by_cleanup": int((corpus.captions["raw"] != corpus.captions["caption"]).sum()),
+    }

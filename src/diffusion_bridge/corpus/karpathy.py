@@ -2,7 +2,7 @@
 
 Schema (REFERENCE.md §2): `images[]`, each with `imgid`, `split` in {train, restval, val, test},
 `filepath` (COCO only: `train2014`/`val2014`), `filename`, `sentences[]` each with `sentid`, `imgid`, `raw`.
-Every violation raises a `KarpathyFormatError` subclass naming the file, the record and the field.
+Every violation raises a `CorpusError` naming the file, the record and the field.
 """
 
 from __future__ import annotations
@@ -14,14 +14,8 @@ from typing import Any
 import pandas as pd
 
 from diffusion_bridge.corpus.captions import clean_caption
-from diffusion_bridge.corpus.errors import (
-    DuplicateIdError,
-    EmptyCaptionError,
-    KarpathyFormatError,
-    MissingFieldError,
-    UnknownSplitError,
-)
 from diffusion_bridge.corpus.records import CAPTION_COLUMNS, IMAGE_COLUMNS, SPLIT_ALIASES, Corpus
+from diffusion_bridge.errors import CorpusError
 
 _IMAGE_FIELDS = ("imgid", "split", "filename", "sentences")
 _SENTENCE_FIELDS = ("sentid", "imgid", "raw")
@@ -40,11 +34,11 @@ def read_karpathy(annotation_file: str | Path, image_root: str | Path, name: str
         with path.open(encoding="utf-8") as f:
             document = json.load(f)
     except json.JSONDecodeError as exc:
-        raise KarpathyFormatError(
+        raise CorpusError(
             path, f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})", "re-download the file"
         ) from exc
     if not isinstance(document, dict) or not isinstance(document.get("images"), list):
-        raise MissingFieldError(path, "the top level must be an object with an `images` list", "use a Karpathy split file", field="images")
+        raise CorpusError(path, "the top level must be an object with an `images` list", "use a Karpathy split file", field="images")
     return parse_karpathy(document, path, Path(image_root), name=name or str(document.get("dataset", path.stem)))
 
 
@@ -56,26 +50,26 @@ def parse_karpathy(document: dict[str, Any], path: Path, image_root: Path, name:
     seen_sentences: dict[int, int] = {}
     for index, record in enumerate(document["images"]):
         if not isinstance(record, dict):
-            raise KarpathyFormatError(path, "an image record must be a JSON object", "fix the record", index=index)
+            raise CorpusError(path, "an image record must be a JSON object", "fix the record", index=index)
         imgid = record.get("imgid")
         for key in _IMAGE_FIELDS:
             if key not in record:
-                raise MissingFieldError(path, f"missing key {key!r}", f"add {key!r} to the record", index=index, imgid=imgid, field=key)
+                raise CorpusError(path, f"missing key {key!r}", f"add {key!r} to the record", index=index, imgid=imgid, field=key)
         if not _is_int(imgid):
-            raise KarpathyFormatError(path, f"imgid must be an integer, got {imgid!r}", "use integer ids", index=index, field="imgid")
+            raise CorpusError(path, f"imgid must be an integer, got {imgid!r}", "use integer ids", index=index, field="imgid")
         if imgid in seen_images:
-            raise DuplicateIdError(
+            raise CorpusError(
                 path, f"imgid also used by images[{seen_images[imgid]}]", "give every image a unique imgid", index=index, imgid=imgid, field="imgid"
             )
         seen_images[imgid] = index
         split = record["split"]
         if split not in SPLIT_ALIASES:
-            raise UnknownSplitError(
+            raise CorpusError(
                 path, f"unknown split {split!r}", f"use one of {sorted(SPLIT_ALIASES)}", index=index, imgid=imgid, field="split"
             )
         sentences = record["sentences"]
         if not isinstance(sentences, list) or not sentences:
-            raise MissingFieldError(path, "`sentences` must be a non-empty list", "give every image its captions", index=index, imgid=imgid, field="sentences")
+            raise CorpusError(path, "`sentences` must be a non-empty list", "give every image its captions", index=index, imgid=imgid, field="sentences")
         filepath = str(record.get("filepath", ""))  # Flickr30K records have no filepath
         filename = str(record["filename"])
         scene = record.get("scene")
@@ -99,28 +93,28 @@ def parse_karpathy(document: dict[str, Any], path: Path, image_root: Path, name:
 
 def _parse_sentence(sentence: Any, path: Path, index: int, imgid: int, split: str, seen: dict[int, int]) -> tuple:
     if not isinstance(sentence, dict):
-        raise KarpathyFormatError(path, "a sentence must be a JSON object", "fix the record", index=index, imgid=imgid, field="sentences")
+        raise CorpusError(path, "a sentence must be a JSON object", "fix the record", index=index, imgid=imgid, field="sentences")
     sentid = sentence.get("sentid")
     for key in _SENTENCE_FIELDS:
         if key not in sentence:
-            raise MissingFieldError(path, f"a sentence lacks key {key!r}", f"add {key!r}", index=index, imgid=imgid, sentid=sentid, field=key)
+            raise CorpusError(path, f"a sentence lacks key {key!r}", f"add {key!r}", index=index, imgid=imgid, sentid=sentid, field=key)
     if not _is_int(sentid):
-        raise KarpathyFormatError(path, f"sentid must be an integer, got {sentid!r}", "use integer ids", index=index, imgid=imgid, field="sentid")
+        raise CorpusError(path, f"sentid must be an integer, got {sentid!r}", "use integer ids", index=index, imgid=imgid, field="sentid")
     if sentid in seen:
-        raise DuplicateIdError(
+        raise CorpusError(
             path, f"sentid also used in images[{seen[sentid]}]", "give every sentence a unique sentid", index=index, imgid=imgid, sentid=sentid, field="sentid"
         )
     seen[sentid] = index
     if sentence["imgid"] != imgid:
-        raise KarpathyFormatError(
+        raise CorpusError(
             path, f"sentence imgid {sentence['imgid']!r} differs from its image's imgid", "make them equal", index=index, imgid=imgid, sentid=sentid, field="imgid"
         )
     raw = sentence["raw"]
     if not isinstance(raw, str):
-        raise KarpathyFormatError(path, f"raw must be a string, got {type(raw).__name__}", "store the caption text", index=index, imgid=imgid, sentid=sentid, field="raw")
+        raise CorpusError(path, f"raw must be a string, got {type(raw).__name__}", "store the caption text", index=index, imgid=imgid, sentid=sentid, field="raw")
     caption = clean_caption(raw)
     if not caption:
-        raise EmptyCaptionError(
+        raise CorpusError(
             path, "empty caption", "write the caption or remove the sentence from the file", index=index, imgid=imgid, sentid=sentid, field="raw"
         )
     return (int(sentid), int(imgid), split, raw, caption)

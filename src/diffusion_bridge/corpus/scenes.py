@@ -18,6 +18,8 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
+from diffusion_bridge.errors import ConfigError, InputError
+
 # ---------------------------------------------------------------------------------------------
 # Vocabulary
 # ---------------------------------------------------------------------------------------------
@@ -179,12 +181,8 @@ TEXTURE_WORDS: dict[str, str] = {
 GENERIC_WORDS: frozenset[str] = frozenset(GENERIC_NOUNS) | {plural(n) for n in GENERIC_NOUNS}
 
 
-class SceneFormatError(ValueError):
-    """A scene record (e.g. the `scene` field of a corpus JSON) does not match the vocabulary."""
 
 
-class SceneSamplingError(ValueError):
-    """A scene cannot be sampled from the (kind, colour) pairs it was given."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,12 +213,12 @@ class SceneObject:
         try:
             obj = cls(**{name: record[name] for name in cls.__dataclass_fields__})
         except KeyError as missing:
-            raise SceneFormatError(
+            raise InputError(
                 f"scene object {dict(record)!r} lacks the field {missing}; re-render the corpus"
             ) from None
         for field, allowed in (("kind", KINDS), ("colour", COLOURS), ("size", SIZES), ("position", POSITIONS)):
             if getattr(obj, field) not in allowed:
-                raise SceneFormatError(
+                raise InputError(
                     f"scene object has {field}={getattr(obj, field)!r}, which is not one of {sorted(allowed)}; "
                     "the corpus was rendered with another vocabulary, re-render it"
                 )
@@ -261,11 +259,11 @@ class Scene:
             texture, colour = record["background"]["texture"], record["background"]["colour"]
             relation = record.get("relation")
         except (KeyError, TypeError) as error:
-            raise SceneFormatError(
+            raise InputError(
                 f"scene record lacks 'objects' or 'background': {error!r}; expected Scene.to_dict() output"
             ) from None
         if texture not in TEXTURES or colour not in BACKGROUND_COLOURS:
-            raise SceneFormatError(
+            raise InputError(
                 f"scene background {texture!r}/{colour!r} is not in {TEXTURES}/{sorted(BACKGROUND_COLOURS)}; "
                 "re-render the corpus"
             )
@@ -274,7 +272,7 @@ class Scene:
             if relation.relation not in RELATIONS or not {relation.subject, relation.object} <= set(
                 range(len(objects))
             ):
-                raise SceneFormatError(f"scene relation {relation} names an unknown relation or object")
+                raise InputError(f"scene relation {relation} names an unknown relation or object")
         return cls(objects, texture, colour, relation)
 
 
@@ -318,7 +316,7 @@ def sample_scene(
     """
     allowed = sorted(set(allowed_pairs))
     if not allowed:
-        raise SceneSamplingError("allowed_pairs is empty: pass at least one (kind, colour) pair")
+        raise ConfigError("allowed_pairs is empty: pass at least one (kind, colour) pair")
     counts = list(_COUNT_WEIGHTS)
     n = rng.choices(counts, weights=[_COUNT_WEIGHTS[c] for c in counts])[0]
     pairs = [rng.choice(allowed) for _ in range(n)]

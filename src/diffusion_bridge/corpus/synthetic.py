@@ -30,6 +30,7 @@ from diffusion_bridge.corpus.scenes import (
     render_scene,
     sample_scene,
 )
+from diffusion_bridge.errors import ConfigError, WorkdirError
 
 DATASET_NAME = "synthetic"
 DATASET_FILE = "dataset_synthetic.json"
@@ -40,12 +41,8 @@ SPLITS = ("train", "val", "test")
 RENDER_VERSION = 1
 
 
-class SyntheticSpecError(ValueError):
-    """A synthetic corpus spec (the `synthetic` parameters) has a value that cannot be rendered."""
 
 
-class SyntheticOutputError(FileExistsError):
-    """The output folder holds something other than a synthetic corpus render, so it is left alone."""
 
 
 @dataclass(frozen=True)
@@ -67,32 +64,32 @@ class SyntheticSpec:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(params) - known)
         if unknown:
-            raise SyntheticSpecError(f"unknown synthetic corpus parameter(s) {unknown}; expected some of {sorted(known)}")
+            raise ConfigError(f"unknown synthetic corpus parameter(s) {unknown}; expected some of {sorted(known)}")
         spec = cls(**params)
         spec.validate()
         return spec
 
     def validate(self) -> None:
-        """Raise `SyntheticSpecError` naming the first value that cannot be rendered."""
+        """Raise `ConfigError` naming the first value that cannot be rendered."""
         for name in ("n_train", "n_val", "n_test"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                raise SyntheticSpecError(f"{name}={getattr(self, name)!r}: give a non-negative integer image count")
+                raise ConfigError(f"{name}={getattr(self, name)!r}: give a non-negative integer image count")
         if self.n_train + self.n_val + self.n_test == 0:
-            raise SyntheticSpecError("n_train, n_val and n_test are all 0: ask for at least one image")
+            raise ConfigError("n_train, n_val and n_test are all 0: ask for at least one image")
         if not isinstance(self.image_size, int) or self.image_size < 16:
-            raise SyntheticSpecError(f"image_size={self.image_size!r}: give an integer of at least 16 pixels")
+            raise ConfigError(f"image_size={self.image_size!r}: give an integer of at least 16 pixels")
         if not isinstance(self.captions_per_image, int) or self.captions_per_image < 1:
-            raise SyntheticSpecError(f"captions_per_image={self.captions_per_image!r}: give a positive integer")
+            raise ConfigError(f"captions_per_image={self.captions_per_image!r}: give a positive integer")
         most = len(KINDS) * (len(COLOURS) - 1)
         if not isinstance(self.holdout_pairs, int) or not 0 <= self.holdout_pairs <= most:
-            raise SyntheticSpecError(
+            raise ConfigError(
                 f"holdout_pairs={self.holdout_pairs!r}: give an integer in [0, {most}] so that every kind "
                 "keeps at least one colour in train"
             )
         if not 0.0 <= self.novel_test_fraction <= 1.0:
-            raise SyntheticSpecError(f"novel_test_fraction={self.novel_test_fraction!r}: give a fraction in [0, 1]")
+            raise ConfigError(f"novel_test_fraction={self.novel_test_fraction!r}: give a fraction in [0, 1]")
         if self.holdout_pairs == 0 and self.novel_test_fraction > 0:
-            raise SyntheticSpecError(
+            raise ConfigError(
                 f"novel_test_fraction={self.novel_test_fraction} needs held-out pairs, but holdout_pairs=0: "
                 "set holdout_pairs > 0 or novel_test_fraction: 0"
             )
@@ -236,12 +233,12 @@ def _is_complete(out_dir: Path, spec: SyntheticSpec) -> bool:
 def _check_replaceable(target: Path) -> None:
     """Refuse to replace a folder that holds anything but an earlier render."""
     if target.is_dir() and any(target.iterdir()) and not (target / SPEC_FILE).exists():
-        raise SyntheticOutputError(
+        raise WorkdirError(
             f"{target} exists and is not a synthetic corpus render (no {SPEC_FILE}); "
             "point the synthetic corpus at an empty or new folder"
         )
     if target.exists() and not target.is_dir():
-        raise SyntheticOutputError(f"{target} is a file; point the synthetic corpus at a folder")
+        raise WorkdirError(f"{target} is a file; point the synthetic corpus at a folder")
 
 
 def _replace_dir(new: Path, target: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -30,3 +31,9 @@ class LocalVersionedDataset(AbstractVersionedDataset):
 
     def _save_path(self) -> Path:
         return Path(str(self._get_save_path()))
+
+
+def resolve_class(dotted: str) -> type:
+    """The class a catalog entry names by its dotted path (e.g. `artifact_type`, `record_type`)."""
+    module, _, name = dotted.rpartition(".")
+    return getattr(import_module(module), name)

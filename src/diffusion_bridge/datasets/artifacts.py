@@ -6,19 +6,13 @@ classmethod `load(directory, **load_args)`; the library owns the file format, th
 
 from __future__ import annotations
 
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 from kedro.io import Version
 
-from diffusion_bridge.datasets._versioned import LocalVersionedDataset
-from diffusion_bridge.datasets.atomic import atomic_path
-
-
-def _resolve(dotted: str) -> type:
-    module, _, name = dotted.rpartition(".")
-    return getattr(import_module(module), name)
+from diffusion_bridge.atomic import atomic_path
+from diffusion_bridge.datasets._versioned import LocalVersionedDataset, resolve_class
 
 
 class ArtifactDirectoryDataset(LocalVersionedDataset):
@@ -37,10 +31,10 @@ class ArtifactDirectoryDataset(LocalVersionedDataset):
         self._load_args = dict(load_args or {})
 
     def load(self) -> Any:
-        return _resolve(self._artifact_type).load(self._load_path(), **self._load_args)
+        return resolve_class(self._artifact_type).load(self._load_path(), **self._load_args)
 
     def save(self, data: Any) -> None:
-        expected = _resolve(self._artifact_type)
+        expected = resolve_class(self._artifact_type)
         if not isinstance(data, expected):
             raise TypeError(f"{self}: expected a {self._artifact_type}, got {type(data).__name__}")
         with atomic_path(self._save_path(), directory=True) as tmp:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from diffusion_bridge.atomic import atomic_path
 from diffusion_bridge.datasets._versioned import LocalVersionedDataset
-from diffusion_bridge.datasets.atomic import atomic_path
 
 
 class JSONDocumentDataset(LocalVersionedDataset):

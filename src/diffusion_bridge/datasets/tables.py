@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from diffusion_bridge.atomic import atomic_path
 from diffusion_bridge.datasets._versioned import LocalVersionedDataset
-from diffusion_bridge.datasets.atomic import atomic_path
 
 
 class ParquetTableDataset(LocalVersionedDataset):

@@ -16,14 +16,12 @@ import torch
 from safetensors.torch import load_model, save_model
 
 from .model import PrefixCaptioner
-from .vocabulary import CaptionVocabulary, VocabularyError, vocabulary_from_json
+from .vocabulary import CaptionVocabulary, CheckpointError, vocabulary_from_json
 
 WEIGHTS, CONFIG, VOCABULARY = "model.safetensors", "config.json", "vocabulary.json"
 FORMAT = "diffusion_bridge.decoder/1"
 
 
-class DecoderCheckpointError(ValueError):
-    """A decoder checkpoint folder is missing, damaged, or does not fit the data it is used on."""
 
 
 def save_decoder(directory: str | os.PathLike, model: PrefixCaptioner, vocab: CaptionVocabulary,
@@ -53,7 +51,7 @@ def save_decoder(directory: str | os.PathLike, model: PrefixCaptioner, vocab: Ca
 
 def _require(path: Path) -> Path:
     if not path.is_file():
-        raise DecoderCheckpointError(
+        raise CheckpointError(
             f"{path} is missing; a decoder checkpoint folder holds {WEIGHTS}, {CONFIG} and {VOCABULARY}. "
             "Point to the folder save_decoder wrote, or retrain the decoder."
         )
@@ -65,7 +63,7 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as error:
-        raise DecoderCheckpointError(f"{path} is not valid JSON ({error}); re-save the decoder.") from error
+        raise CheckpointError(f"{path} is not valid JSON ({error}); re-save the decoder.") from error
 
 
 def load_decoder(directory: str | os.PathLike, map_location: str | torch.device = "cpu",
@@ -73,34 +71,34 @@ def load_decoder(directory: str | os.PathLike, map_location: str | torch.device 
     """Rebuild (model in eval mode, vocabulary, extra) from a folder written by `save_decoder`.
 
     With `expected_embed_dim` (the width of the embeddings it will caption) a mismatch raises
-    `DecoderCheckpointError` before any weights are read.
+    `CheckpointError` before any weights are read.
     """
     folder = Path(directory)
     config_path = folder / CONFIG
     config = _read_json(config_path)
     if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise DecoderCheckpointError(
+        raise CheckpointError(
             f"{config_path} has format {config.get('format') if isinstance(config, dict) else None!r}, "
             f"expected {FORMAT!r}; it was not written by save_decoder: re-save or retrain the decoder."
         )
     embed_dim = int(config["model"]["embed_dim"])
     if expected_embed_dim is not None and expected_embed_dim != embed_dim:
-        raise DecoderCheckpointError(
+        raise CheckpointError(
             f"{config_path}: the decoder was trained on {embed_dim}-d embeddings but the data are "
             f"{expected_embed_dim}-d. Use the CLIP model the decoder was trained with, or retrain the "
             "decoder on these embeddings (delete the checkpoint so the pipeline trains a new one)."
         )
     try:
         vocab = vocabulary_from_json(_read_json(folder / VOCABULARY), str(folder / VOCABULARY))
-    except (VocabularyError, KeyError) as error:
-        raise DecoderCheckpointError(f"{folder / VOCABULARY}: {error}") from error
+    except (CheckpointError, KeyError) as error:
+        raise CheckpointError(f"{folder / VOCABULARY}: {error}") from error
 
     weights = _require(folder / WEIGHTS)
     model = PrefixCaptioner.from_config(config["model"])
     try:
         load_model(model, str(weights), strict=True, device=str(map_location))
     except (RuntimeError, ValueError) as error:
-        raise DecoderCheckpointError(
+        raise CheckpointError(
             f"{weights} does not match the model described by {config_path} ({error}); "
             "the folder mixes files from different runs: re-save or retrain the decoder."
         ) from error

@@ -16,14 +16,14 @@ from einops import rearrange
 from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel, GPT2Model
 
+from diffusion_bridge.errors import CheckpointError, InputError
+
 PREFIX_LENGTH = 10  # ClipCap / reference `model.prefix_length`
 
 # transformers 5 renamed `past_key_values` to `cache`; speak whichever the installed one expects.
 _CACHE_ARG = "cache" if "cache" in inspect.signature(GPT2Model.forward).parameters else "past_key_values"
 
 
-class DecoderInputError(ValueError):
-    """What the decoder is handed (embeddings, captions, pretrained weights) does not fit it or is not there."""
 
 
 def _mapper(embed_dim: int, prefix_length: int, width: int) -> nn.Sequential:
@@ -53,7 +53,7 @@ class PrefixCaptioner(nn.Module):
         try:
             gpt = GPT2LMHeadModel.from_pretrained(name_or_path)
         except (OSError, ValueError) as error:
-            raise DecoderInputError(
+            raise CheckpointError(
                 f"Cannot load GPT-2 weights {name_or_path!r}: {error}. Pass a local folder holding config.json "
                 "and model.safetensors, or run once on a connected machine to fill the Hugging Face cache."
             ) from error
@@ -93,9 +93,9 @@ class PrefixCaptioner(nn.Module):
         return int(self.gpt.config.n_positions)
 
     def check_embeddings(self, embeddings: torch.Tensor, what: str = "embeddings") -> None:
-        """Raise `DecoderInputError` unless `embeddings` is [N, embed_dim]."""
+        """Raise `InputError` unless `embeddings` is [N, embed_dim]."""
         if embeddings.ndim != 2 or embeddings.shape[1] != self.embed_dim:
-            raise DecoderInputError(
+            raise InputError(
                 f"{what} have shape {tuple(embeddings.shape)} but this decoder expects [N, {self.embed_dim}]; "
                 "pass embeddings from the CLIP model the decoder was trained with, or train a decoder "
                 f"with embed_dim={embeddings.shape[-1]}."

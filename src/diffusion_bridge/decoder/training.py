@@ -16,9 +16,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from diffusion_bridge.errors import ConfigError
 from diffusion_bridge.progress import progress_bar
 
-from .model import DecoderInputError, PrefixCaptioner
+from .model import InputError, PrefixCaptioner
 from .vocabulary import CaptionVocabulary
 
 log = logging.getLogger(__name__)
@@ -26,8 +27,6 @@ log = logging.getLogger(__name__)
 _PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-class DecoderTrainConfigError(ValueError):
-    """A decoder training setting is out of range."""
 
 
 @dataclass(frozen=True)
@@ -49,18 +48,18 @@ class DecoderTrainConfig:
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr}
         for name, value in positive.items():
             if not value > 0:
-                raise DecoderTrainConfigError(f"decoder training {name}={value!r} must be > 0.")
+                raise ConfigError(f"decoder training {name}={value!r} must be > 0.")
         if self.warmup_steps < 0 or self.weight_decay < 0 or self.noise_std < 0:
-            raise DecoderTrainConfigError(
+            raise ConfigError(
                 f"warmup_steps={self.warmup_steps}, weight_decay={self.weight_decay}, "
                 f"noise_std={self.noise_std} must all be >= 0."
             )
         if self.precision not in _PRECISIONS:
-            raise DecoderTrainConfigError(
+            raise ConfigError(
                 f"precision={self.precision!r} is not one of {sorted(_PRECISIONS)}; set it in the decoder parameters."
             )
         if self.max_tokens is not None and self.max_tokens < 2:
-            raise DecoderTrainConfigError(f"max_tokens={self.max_tokens} must leave room for a word and the end token.")
+            raise ConfigError(f"max_tokens={self.max_tokens} must leave room for a word and the end token.")
 
 
 @dataclass
@@ -104,14 +103,14 @@ def _check_inputs(model: PrefixCaptioner, vocab: CaptionVocabulary, embeddings: 
                   captions: Sequence[str]) -> None:
     model.check_embeddings(embeddings, "training embeddings")
     if len(captions) != embeddings.shape[0]:
-        raise DecoderInputError(
+        raise InputError(
             f"{embeddings.shape[0]} training embeddings but {len(captions)} captions; "
             "pass one caption per embedding row, in the same order."
         )
     if not torch.isfinite(embeddings).all():
-        raise DecoderInputError("training embeddings contain NaN or inf; recompute them before training.")
+        raise InputError("training embeddings contain NaN or inf; recompute them before training.")
     if vocab.vocab_size > model.vocab_size:
-        raise DecoderInputError(
+        raise InputError(
             f"vocabulary has {vocab.vocab_size} tokens but the decoder's softmax has {model.vocab_size}; "
             "build the decoder with vocab_size=vocab.vocab_size."
         )
@@ -135,7 +134,7 @@ def train_decoder(model: PrefixCaptioner, vocab: CaptionVocabulary, embeddings: 
     device = next(model.parameters()).device
     tokens, lengths = caption_tokens(vocab, captions, config.max_tokens)
     if model.prefix_length + tokens.shape[1] > model.max_positions:
-        raise DecoderInputError(
+        raise InputError(
             f"captions of up to {tokens.shape[1]} tokens plus a {model.prefix_length}-token prefix exceed the "
             f"decoder's {model.max_positions} positions; set max_tokens or build it with larger n_positions."
         )

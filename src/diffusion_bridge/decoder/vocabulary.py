@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
 
+from diffusion_bridge.errors import CheckpointError
+
 PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
 _CLIP_WORD_END = "</w>"
 # open_clip's BPE drops the spacing around punctuation; put it back the way captions are written.
@@ -19,8 +21,6 @@ _SPACE_BEFORE_PUNCT = re.compile(r" ([.,!?;:])")
 _SPACE_BEFORE_CLITIC = re.compile(r" '(s|t|re|ve|m|ll|d)\b")
 
 
-class VocabularyError(ValueError):
-    """A vocabulary file or name cannot be turned into a working vocabulary."""
 
 
 @runtime_checkable
@@ -75,14 +75,14 @@ class ClipBpeVocabulary:
     def __init__(self, tokens: Sequence[str]):
         specials = [PAD, EOS, UNK]
         if list(tokens[:3]) != specials:
-            raise VocabularyError(
+            raise CheckpointError(
                 f"A ClipBpeVocabulary must start with {specials}, got {list(tokens[:3])}; "
                 "build one with ClipBpeVocabulary.fit(captions) or load its vocabulary.json."
             )
         bpe = _clip_bpe()
         unknown = [t for t in tokens[3:] if t not in bpe.encoder]
         if unknown:
-            raise VocabularyError(
+            raise CheckpointError(
                 f"Tokens {unknown[:5]} are not in open_clip's bundled BPE vocabulary; this vocabulary.json "
                 "was written by another open_clip version or edited by hand: refit the vocabulary."
             )
@@ -135,7 +135,7 @@ class GPT2Vocabulary:
         self.name_or_path = name_or_path
         eos = self._tokenizer.token_to_id(self._END)
         if eos is None:
-            raise VocabularyError(
+            raise CheckpointError(
                 f"GPT-2 tokenizer {name_or_path!r} has no {self._END!r} token; "
                 "use a GPT-2 tokenizer (vocab.json + merges.txt with the end-of-text token)."
             )
@@ -150,7 +150,7 @@ class GPT2Vocabulary:
         try:
             tokenizer = GPT2Tokenizer.from_pretrained(name_or_path)
         except (OSError, ValueError) as error:
-            raise VocabularyError(
+            raise CheckpointError(
                 f"Cannot load the GPT-2 tokenizer {name_or_path!r}: {error}. Pass a folder holding "
                 "vocab.json and merges.txt, or run once on a connected machine to fill the HF cache."
             ) from error
@@ -182,7 +182,7 @@ def vocabulary_from_json(data: dict[str, Any], source: str = "vocabulary.json") 
     """Rebuild whichever vocabulary `to_json` wrote; `source` names the file in errors."""
     kind = data.get("kind") if isinstance(data, dict) else None
     if kind not in _KINDS:
-        raise VocabularyError(
+        raise CheckpointError(
             f"{source}: unknown vocabulary kind {kind!r}; expected one of {sorted(_KINDS)}. "
             "The file was not written by save_decoder: re-save the decoder."
         )

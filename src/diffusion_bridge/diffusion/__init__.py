@@ -3,9 +3,9 @@
 Usable without Kedro:  `from diffusion_bridge.diffusion import DiffusionModel, ddim_sample, train, ...`.
 """
 
+from diffusion_bridge.space import default_radius, project_to_radius, to_diffusion_space
+
 from .checkpoints import (
-    CheckpointMismatchError,
-    CheckpointNotFoundError,
     data_fingerprint,
     load_model,
     load_training_state,
@@ -16,7 +16,7 @@ from .denoisers import DENOISERS, build_denoiser
 from .model import DiffusionModel, Prediction
 from .objectives import OBJECTIVES
 from .reference import load_reference_checkpoint
-from .samplers import InvalidTimestepsError, ddim_sample, ddpm_sample, dpm_solver_pp_2m, reference_timesteps
+from .samplers import ddim_sample, ddpm_sample, dpm_solver_pp_2m, reference_timesteps
 from .schedules import (
     NoiseSchedule,
     cosine_beta_schedule,
@@ -24,13 +24,9 @@ from .schedules import (
     make_schedule,
     sigmoid_beta_schedule,
 )
-from .space import default_radius, project_to_radius, to_diffusion_space
 from .trainer import (
-    DataShapeError,
-    InvalidTrainConfigError,
     TrainConfig,
     TrainResult,
-    WorkdirConflictError,
     train,
 )
 from .validation import validate
@@ -40,17 +36,11 @@ __all__ = [
     "DENOISERS",
     "OBJECTIVES",
     "WEIGHTINGS",
-    "CheckpointMismatchError",
-    "CheckpointNotFoundError",
-    "DataShapeError",
     "DiffusionModel",
-    "InvalidTimestepsError",
-    "InvalidTrainConfigError",
     "NoiseSchedule",
     "Prediction",
     "TrainConfig",
     "TrainResult",
-    "WorkdirConflictError",
     "build_denoiser",
     "cosine_beta_schedule",
     "data_fingerprint",

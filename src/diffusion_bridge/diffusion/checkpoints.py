@@ -19,6 +19,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from diffusion_bridge.errors import CheckpointError
+
 from .model import DiffusionModel
 
 CONFIG_FILE = "config.json"
@@ -28,12 +30,8 @@ STATE_FILE = "training_state.pt"
 FORMAT_VERSION = 1
 
 
-class CheckpointMismatchError(ValueError):
-    """A checkpoint whose keys or shapes do not fit the model or data it is being loaded for."""
 
 
-class CheckpointNotFoundError(FileNotFoundError):
-    """A directory that holds no complete checkpoint."""
 
 
 def data_fingerprint(*tensors: Tensor) -> str:
@@ -47,17 +45,17 @@ def data_fingerprint(*tensors: Tensor) -> str:
 
 
 def check_state_dict(expected: dict[str, Tensor], found: dict[str, Tensor], source: str, fix: str) -> None:
-    """Raise CheckpointMismatchError naming `source` if keys or shapes of `found` differ from `expected`."""
+    """Raise CheckpointError naming `source` if keys or shapes of `found` differ from `expected`."""
     missing = sorted(set(expected) - set(found))
     unexpected = sorted(set(found) - set(expected))
     if missing or unexpected:
-        raise CheckpointMismatchError(
+        raise CheckpointError(
             f"{source}: the weights do not match the model: {len(missing)} missing keys "
             f"(e.g. {missing[:3]}), {len(unexpected)} unexpected keys (e.g. {unexpected[:3]}). {fix}"
         )
     for key, value in expected.items():
         if tuple(found[key].shape) != tuple(value.shape):
-            raise CheckpointMismatchError(
+            raise CheckpointError(
                 f"{source}: tensor {key!r} has shape {tuple(found[key].shape)} but the model expects "
                 f"{tuple(value.shape)}. {fix}"
             )
@@ -121,7 +119,7 @@ def resolve_checkpoint(directory: str | Path) -> Path | None:
 def _require(directory: str | Path) -> Path:
     found = resolve_checkpoint(directory)
     if found is None:
-        raise CheckpointNotFoundError(
+        raise CheckpointError(
             f"{directory} holds no checkpoint (expected {CONFIG_FILE} and {MODEL_FILE}); "
             "point at a directory written by save_checkpoint or by the trainer"
         )
@@ -139,7 +137,7 @@ def load_weights(directory: str | Path, weights: str = "raw", map_location: str 
         raise ValueError(f"weights must be 'raw' or 'ema', got {weights!r}")
     path = _require(directory) / (MODEL_FILE if weights == "raw" else EMA_FILE)
     if not path.is_file():
-        raise CheckpointNotFoundError(f"{path} does not exist; this checkpoint has no {weights} weights")
+        raise CheckpointError(f"{path} does not exist; this checkpoint has no {weights} weights")
     return load_file(path, device=str(map_location))
 
 
@@ -156,7 +154,7 @@ def load_model(
     directory = _require(directory)
     cfg = read_checkpoint_config(directory)["model"]
     if dim is not None and cfg["dim"] != dim:
-        raise CheckpointMismatchError(
+        raise CheckpointError(
             f"{directory / CONFIG_FILE}: the model was trained on {cfg['dim']}-d vectors but your embeddings "
             f"are {dim}-d; use a checkpoint trained with the same CLIP model, or retrain"
         )
@@ -174,7 +172,7 @@ def load_training_state(directory: str | Path, map_location: str | torch.device 
     """The optimizer/RNG/step bookkeeping of a checkpoint (torch.load with weights_only=True)."""
     path = _require(directory) / STATE_FILE
     if not path.is_file():
-        raise CheckpointNotFoundError(f"{path} does not exist; this checkpoint cannot resume training")
+        raise CheckpointError(f"{path} does not exist; this checkpoint cannot resume training")
     return torch.load(path, map_location=map_location, weights_only=True)
 
 

@@ -7,10 +7,12 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from diffusion_bridge.serialization import jsonable
+from diffusion_bridge.space import default_radius, project_to_radius
+
 from .denoisers import build_denoiser
 from .objectives import check_objective, to_x0_eps, training_target
 from .schedules import make_schedule
-from .space import default_radius, project_to_radius
 from .weighting import check_weighting, loss_weight
 
 
@@ -80,9 +82,9 @@ class DiffusionModel(nn.Module):
         return {
             "dim": self.dim,
             "denoiser": self.denoiser_name,
-            "denoiser_kwargs": _jsonable(self.denoiser_kwargs),
+            "denoiser_kwargs": jsonable(self.denoiser_kwargs),
             "schedule": self.schedule.name,
-            "schedule_kwargs": _jsonable(self.schedule.kwargs),
+            "schedule_kwargs": jsonable(self.schedule.kwargs),
             "timesteps": self.num_timesteps,
             "objective": self.objective,
             "weighting": self.weighting,
@@ -133,10 +135,3 @@ class DiffusionModel(nn.Module):
         """The training loss (so DDP's forward hook sees the whole training computation)."""
         return self.loss(x0, t, noise)
 
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value

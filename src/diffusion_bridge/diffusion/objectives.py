@@ -8,19 +8,19 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from diffusion_bridge.errors import ConfigError
+
 from .schedules import NoiseSchedule, gather
 
 OBJECTIVES = ("pred_noise", "pred_x0", "pred_v")
 
 
-class UnknownObjectiveError(ValueError):
-    """An objective name that is not one of OBJECTIVES."""
 
 
 def check_objective(objective: str) -> str:
-    """Return `objective` if known, else raise UnknownObjectiveError."""
+    """Return `objective` if known, else raise ConfigError."""
     if objective not in OBJECTIVES:
-        raise UnknownObjectiveError(f"unknown objective {objective!r}; choose one of {list(OBJECTIVES)}")
+        raise ConfigError(f"unknown objective {objective!r}; choose one of {list(OBJECTIVES)}")
     return objective
 
 

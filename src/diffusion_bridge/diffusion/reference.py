@@ -16,10 +16,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .checkpoints import CheckpointMismatchError, check_state_dict
+from diffusion_bridge.space import REFERENCE_RADIUS
+
+from .checkpoints import CheckpointError, check_state_dict
 from .model import DiffusionModel
 from .schedules import make_schedule
-from .space import REFERENCE_RADIUS
 
 UNET_PREFIX = "model."
 EMA_PREFIX = "ema_model."
@@ -49,14 +50,14 @@ def _diffusion_state(ckpt: dict, weights: str, source: str) -> dict[str, Tensor]
         raise ValueError(f"weights must be 'model' or 'ema', got {weights!r}")
     if not isinstance(ckpt, dict) or weights not in ckpt:
         keys = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise CheckpointMismatchError(
+        raise CheckpointError(
             f"{source}: no {weights!r} entry (found {keys}); expected a model-*.pt saved by the reference Trainer1D"
         )
     state = dict(ckpt[weights])
     if weights == "ema":
         state = _strip(state, EMA_PREFIX)
         if not state:
-            raise CheckpointMismatchError(
+            raise CheckpointError(
                 f"{source}: the 'ema' entry has no '{EMA_PREFIX}*' keys; it is not an ema_pytorch.EMA state dict"
             )
     if all(k.startswith("module.") for k in state):  # saved from a DDP-wrapped model
@@ -72,12 +73,12 @@ def _infer_unet_kwargs(unet: dict[str, Tensor], source: str) -> tuple[int, dict]
         stages = sorted({int(m.group(1)) for k in unet if (m := re.match(r"downs\.(\d+)\.", k))})
         mults = [unet[f"downs.{i}.3.weight"].shape[0] // init_dim for i in stages]
     except (KeyError, ValueError) as err:
-        raise CheckpointMismatchError(
+        raise CheckpointError(
             f"{source}: cannot read a reference Unet1D from the '{UNET_PREFIX}*' weights ({err!r}); "
             "expected Unet1D(dim=512, init_dim=32, dim_mults=(1, 2, 4, 8), channels=1)"
         ) from err
     if channels != 1:
-        raise CheckpointMismatchError(
+        raise CheckpointError(
             f"{source}: init_conv.weight has {channels} input channels; the bridge needs channels=1 "
             "(one embedding as a 1-channel sequence)"
         )
@@ -94,14 +95,14 @@ def _objective(loss_weight: Tensor | None, snr: Tensor, source: str) -> str:
     ):
         if loss_weight.shape == expected.shape and torch.allclose(loss_weight.float(), expected, rtol=1e-5):
             return objective
-    raise CheckpointMismatchError(f"{source}: 'loss_weight' matches none of pred_x0/pred_noise/pred_v")
+    raise CheckpointError(f"{source}: 'loss_weight' matches none of pred_x0/pred_noise/pred_v")
 
 
 def _check_schedule(buffers: dict[str, Tensor], source: str) -> str:
     """The schedule name whose float32 buffers equal the file's; raises if none does."""
     missing = [k for k in SCHEDULE_BUFFERS if k not in buffers]
     if missing:
-        raise CheckpointMismatchError(f"{source}: schedule buffers {missing} are missing from the 'model' dict")
+        raise CheckpointError(f"{source}: schedule buffers {missing} are missing from the 'model' dict")
     timesteps = buffers["betas"].shape[0]
     worst = {}
     for name in ("cosine", "linear"):
@@ -111,7 +112,7 @@ def _check_schedule(buffers: dict[str, Tensor], source: str) -> str:
         if not bad:
             return name
         worst[name] = max(bad.items(), key=lambda kv: kv[1])
-    raise CheckpointMismatchError(
+    raise CheckpointError(
         f"{source}: the schedule buffers (T={timesteps}) match neither our cosine nor our linear schedule "
         f"(largest differences: {worst}); this file was not written by GaussianDiffusion1D_norm"
     )
@@ -132,7 +133,7 @@ def load_reference_checkpoint(
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        raise CheckpointMismatchError(
+        raise CheckpointError(
             f"{source}: holds objects other than tensors and plain containers, so it was not loaded "
             f"(weights_only=True); re-save just the state dicts. Detail: {err}"
         ) from err
@@ -143,7 +144,7 @@ def load_reference_checkpoint(
     schedule = _check_schedule(buffers, source)
     sin_dim, unet_kwargs = _infer_unet_kwargs(unet, source)
     if dim is not None and dim != sin_dim:
-        raise CheckpointMismatchError(
+        raise CheckpointError(
             f"{source}: this U-Net was built for {sin_dim}-d embeddings (time_mlp.1.weight is "
             f"{tuple(unet['time_mlp.1.weight'].shape)}), but dim={dim} was requested; use the CLIP model it was "
             "trained with"

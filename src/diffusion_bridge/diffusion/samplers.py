@@ -14,6 +14,8 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
+from diffusion_bridge.errors import ConfigError
+
 from .model import Prediction, draw_noise
 from .schedules import NoiseSchedule
 
@@ -26,8 +28,6 @@ class Denoiser(Protocol):
     def network_input(self, x_t: Tensor) -> Tensor: ...
 
 
-class InvalidTimestepsError(ValueError):
-    """A sampling trajectory that is not a strictly descending list within [-1, T)."""
 
 
 def reference_timesteps(t0: int, steps: int) -> list[int]:
@@ -42,15 +42,15 @@ def reference_timesteps(t0: int, steps: int) -> list[int]:
 def _pairs(timesteps: Sequence[int], num_timesteps: int) -> list[tuple[int, int]]:
     times = [int(t) for t in timesteps]
     if len(times) < 2:
-        raise InvalidTimestepsError(f"a trajectory needs at least a start and an end time; got {times}")
+        raise ConfigError(f"a trajectory needs at least a start and an end time; got {times}")
     if times[0] >= num_timesteps or times[-1] < -1:
-        raise InvalidTimestepsError(
+        raise ConfigError(
             f"timesteps must lie in [-1, {num_timesteps - 1}] (T={num_timesteps}); got {times}"
         )
     if any(a <= b for a, b in zip(times[:-1], times[1:], strict=True)):
-        raise InvalidTimestepsError(f"timesteps must be strictly descending; got {times}")
+        raise ConfigError(f"timesteps must be strictly descending; got {times}")
     if -1 in times[:-1]:
-        raise InvalidTimestepsError(f"-1 (the clean end) can only be the last time; got {times}")
+        raise ConfigError(f"-1 (the clean end) can only be the last time; got {times}")
     return list(zip(times[:-1], times[1:], strict=True))
 
 

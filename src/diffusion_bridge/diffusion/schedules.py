@@ -7,6 +7,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from diffusion_bridge.errors import ConfigError
+
 
 def linear_beta_schedule(timesteps: int) -> Tensor:
     """Ho et al.'s linear betas, rescaled so that any T spans the same total noise as T=1000."""
@@ -41,8 +43,6 @@ BETA_SCHEDULES = {
 }
 
 
-class UnknownScheduleError(ValueError):
-    """A schedule name that is not one of BETA_SCHEDULES."""
 
 
 def gather(values: Tensor, t: Tensor, like: Tensor) -> Tensor:
@@ -113,7 +113,7 @@ class NoiseSchedule(nn.Module):
 def make_schedule(name: str = "cosine", timesteps: int = 1000, **kwargs) -> NoiseSchedule:
     """Build a NoiseSchedule by name: T=1000 and cosine are the reference's (DDPM on CLIP text embeddings)."""
     if name not in BETA_SCHEDULES:
-        raise UnknownScheduleError(
+        raise ConfigError(
             f"unknown noise schedule {name!r}; choose one of {sorted(BETA_SCHEDULES)}"
         )
     return NoiseSchedule(BETA_SCHEDULES[name](timesteps, **kwargs), name=name, kwargs=kwargs)

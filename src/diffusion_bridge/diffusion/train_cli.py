@@ -17,21 +17,21 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from diffusion_bridge.errors import InputError
+
 from .model import DiffusionModel
-from .trainer import InvalidTrainConfigError, TrainConfig, TrainResult, train
+from .trainer import ConfigError, TrainConfig, TrainResult, train
 
 TENSOR_KEY = "x0"
 
 
-class TensorFileError(KeyError):
-    """A safetensors file without the `x0` tensor."""
 
 
 def load_x0(path: str | Path) -> torch.Tensor:
     """The `x0` tensor of a safetensors file."""
     tensors = load_file(str(path))
     if TENSOR_KEY not in tensors:
-        raise TensorFileError(
+        raise InputError(
             f"{path} has no tensor {TENSOR_KEY!r} (found {sorted(tensors)}); save the vectors as "
             f"safetensors.torch.save_file({{'{TENSOR_KEY}': x0}}, path)"
         )
@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> TrainResult:
     cfg = json.loads(Path(args.config).read_text())
     unknown = sorted(set(cfg) - {"model", "train"})
     if unknown:
-        raise InvalidTrainConfigError(f"{args.config}: unknown top-level keys {unknown}; use 'model' and 'train'")
+        raise ConfigError(f"{args.config}: unknown top-level keys {unknown}; use 'model' and 'train'")
     config = TrainConfig.from_dict(cfg.get("train", {}))
     x0_train = load_x0(args.train)
     x0_val = load_x0(args.val) if args.val else None

@@ -8,7 +8,6 @@ exact same stream. The host syncs only every `log_every` steps.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -24,10 +23,11 @@ from accelerate import Accelerator
 from torch import Tensor, nn
 
 from diffusion_bridge.checks import require_finite
+from diffusion_bridge.errors import ConfigError, InputError, WorkdirError
 from diffusion_bridge.progress import progress_bar
+from diffusion_bridge.serialization import jsonable
 
 from .checkpoints import (
-    CheckpointMismatchError,
     check_state_dict,
     data_fingerprint,
     load_training_state,
@@ -44,16 +44,10 @@ CHECKPOINT_NAME = "checkpoint"
 BOOKKEEPING_FIELDS = frozenset({"log_every", "eval_every", "checkpoint_every", "compile"})
 
 
-class InvalidTrainConfigError(ValueError):
-    """A TrainConfig value that cannot work (unknown option, non-positive size, ...)."""
 
 
-class DataShapeError(ValueError):
-    """Training or validation data that is not a [N, dim] matrix for the model's dim."""
 
 
-class WorkdirConflictError(CheckpointMismatchError):
-    """The workdir holds a checkpoint of a different run (other model, config or data)."""
 
 
 @dataclass
@@ -99,7 +93,7 @@ class TrainConfig:
         if not 0 <= self.ema_decay < 1:
             problems.append(f"ema_decay must be in [0, 1) (got {self.ema_decay})")
         if problems:
-            raise InvalidTrainConfigError("invalid TrainConfig: " + "; ".join(problems))
+            raise ConfigError("invalid TrainConfig: " + "; ".join(problems))
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "betas": list(self.betas)}
@@ -110,7 +104,7 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise InvalidTrainConfigError(f"unknown TrainConfig keys {unknown}; valid keys are {sorted(known)}")
+            raise ConfigError(f"unknown TrainConfig keys {unknown}; valid keys are {sorted(known)}")
         return cls(**values)
 
 
@@ -181,7 +175,7 @@ def _check_data(model: DiffusionModel, x: Tensor | None, name: str) -> None:
     if x is None:
         return
     if x.ndim != 2 or x.shape[1] != model.dim or x.shape[0] == 0:
-        raise DataShapeError(
+        raise InputError(
             f"{name} has shape {tuple(x.shape)} but the model expects [N, {model.dim}] with N > 0; "
             f"build the model with dim={x.shape[-1]} or pass the embeddings of the matching CLIP model"
         )
@@ -204,17 +198,14 @@ def _make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device)
         return cls(groups, lr=config.lr, betas=config.betas)
 
 
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value))
-
 
 def _config_differences(saved: dict, model: DiffusionModel, config: TrainConfig, data: dict) -> list[str]:
     diffs = []
-    for key, now in _jsonable(model.config).items():
+    for key, now in jsonable(model.config).items():
         if saved.get("model", {}).get(key) != now:
             diffs.append(f"model.{key}: checkpoint {saved.get('model', {}).get(key)!r}, now {now!r}")
     saved_train = saved.get("train") or {}
-    for key, now in _jsonable(config.to_dict()).items():
+    for key, now in jsonable(config.to_dict()).items():
         if key not in BOOKKEEPING_FIELDS and saved_train.get(key) != now:
             diffs.append(f"train.{key}: checkpoint {saved_train.get(key)!r}, now {now!r}")
     saved_data = saved.get("data") or {}
@@ -292,7 +283,7 @@ def _resume(
     """Load everything a checkpoint holds into the live objects; (history, step, samples/s, train time)."""
     diffs = _config_differences(read_checkpoint_config(found), model, config, data)
     if diffs:
-        raise WorkdirConflictError(
+        raise WorkdirError(
             f"{found} holds a checkpoint of a different run: " + "; ".join(diffs)
             + f". Choose another workdir, or delete {found} to start over."
         )
@@ -342,7 +333,7 @@ def train(
     """Train `model` on x0 vectors (already in diffusion space, [N, dim]) and checkpoint into `workdir`.
 
     Resumes exactly from `workdir/checkpoint` when it was written by the same model config, TrainConfig
-    and data; raises WorkdirConflictError when it was not. `stop_after` ends the run (with a checkpoint)
+    and data; raises WorkdirError when it was not. `stop_after` ends the run (with a checkpoint)
     once that many steps are done, as an interruption would. `device` defaults to CUDA when available.
     Under `accelerate launch` (or with an `accelerator`) it runs DDP, one rank per process.
     `evaluate(model, x0_val) -> metrics` replaces `validate` (seeded with config.seed) every `eval_every` steps.
@@ -354,7 +345,7 @@ def train(
     runtime = _Runtime(accelerator, device)
     device, world, rank = runtime.device, runtime.world, runtime.rank
     if config.batch_size % world:
-        raise InvalidTrainConfigError(
+        raise ConfigError(
             f"batch_size {config.batch_size} is the global batch and must divide evenly over {world} processes"
         )
     local = slice(rank * config.batch_size // world, (rank + 1) * config.batch_size // world)

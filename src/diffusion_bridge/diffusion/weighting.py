@@ -12,19 +12,19 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from diffusion_bridge.errors import ConfigError
+
 from .objectives import check_objective
 
 WEIGHTINGS = ("snr", "min_snr", "uniform")
 
 
-class UnknownWeightingError(ValueError):
-    """A weighting name that is not one of WEIGHTINGS."""
 
 
 def check_weighting(weighting: str) -> str:
-    """Return `weighting` if known, else raise UnknownWeightingError."""
+    """Return `weighting` if known, else raise ConfigError."""
     if weighting not in WEIGHTINGS:
-        raise UnknownWeightingError(f"unknown loss weighting {weighting!r}; choose one of {list(WEIGHTINGS)}")
+        raise ConfigError(f"unknown loss weighting {weighting!r}; choose one of {list(WEIGHTINGS)}")
     return weighting
 
 

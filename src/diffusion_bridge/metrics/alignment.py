@@ -20,14 +20,14 @@ import torch.nn.functional as F
 from einops import einsum, rearrange
 from torch import Tensor
 
+from diffusion_bridge.errors import InputError
+
 Ties = Literal["pessimistic", "random"]
 
 # Rows of a similarity block computed at once: 1024 queries x 25k COCO captions x 4 bytes ~ 100 MB.
 DEFAULT_CHUNK_SIZE = 1024
 
 
-class AlignmentInputError(ValueError):
-    """Raised when metric inputs have the wrong shape, dtype, indices or values."""
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -38,21 +38,21 @@ def _check_embeddings(x: Tensor, name: str, min_rows: int = 1) -> None:
     """Require a finite float [rows, dim] tensor with at least ``min_rows`` rows."""
     if not isinstance(x, Tensor) or x.ndim != 2:
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise AlignmentInputError(
+        raise InputError(
             f"{name} must be a 2-D [rows, dim] tensor of embeddings, got {shape}; stack the vectors row-wise."
         )
     if not torch.is_floating_point(x):
-        raise AlignmentInputError(f"{name} has dtype {x.dtype}; pass float embeddings (e.g. x.float()).")
+        raise InputError(f"{name} has dtype {x.dtype}; pass float embeddings (e.g. x.float()).")
     if x.shape[0] < min_rows:
-        raise AlignmentInputError(f"{name} has {x.shape[0]} rows but this metric needs at least {min_rows}.")
+        raise InputError(f"{name} has {x.shape[0]} rows but this metric needs at least {min_rows}.")
     if not bool(torch.isfinite(x).all()):
         bad = int((~torch.isfinite(x)).any(dim=1).nonzero()[0])
-        raise AlignmentInputError(f"{name} row {bad} holds NaN or inf; fix or drop that embedding first.")
+        raise InputError(f"{name} row {bad} holds NaN or inf; fix or drop that embedding first.")
 
 
 def _check_same_dim(a: Tensor, b: Tensor, names: str) -> None:
     if a.shape[-1] != b.shape[-1]:
-        raise AlignmentInputError(
+        raise InputError(
             f"{names} have embedding sizes {a.shape[-1]} and {b.shape[-1]}; embed both with the same CLIP model."
         )
 
@@ -65,22 +65,22 @@ def _check_index(index: Tensor, name: str, length: int, upper: int, upper_name: 
         or index.dtype.is_floating_point
         or index.dtype == torch.bool
     ):
-        raise AlignmentInputError(f"{name} must be a 1-D integer tensor, got {index!r:.80}.")
+        raise InputError(f"{name} must be a 1-D integer tensor, got {index!r:.80}.")
     if index.shape[0] != length:
-        raise AlignmentInputError(
+        raise InputError(
             f"{name} has {index.shape[0]} entries but there are {length} rows to index."
         )
     out = (index < 0) | (index >= upper)
     if bool(out.any()):
         bad = int(out.nonzero()[0])
-        raise AlignmentInputError(
+        raise InputError(
             f"{name}[{bad}] = {int(index[bad])} is outside [0, {upper}) ({upper_name} has {upper} rows)."
         )
 
 
 def _check_ks(ks: Sequence[int]) -> None:
     if len(ks) == 0 or any(int(k) != k or k < 1 for k in ks):
-        raise AlignmentInputError(
+        raise InputError(
             f"ks = {tuple(ks)} must be a non-empty list of positive integers, e.g. (1, 5, 10)."
         )
 
@@ -118,7 +118,7 @@ def paired_cosine(a: Tensor, b: Tensor) -> Tensor:
     _check_embeddings(b, "b")
     _check_same_dim(a, b, "a and b")
     if a.shape[0] != b.shape[0]:
-        raise AlignmentInputError(
+        raise InputError(
             f"paired_cosine needs matched rows but a has {a.shape[0]} and b has {b.shape[0]}; "
             "index one side so that row i of a goes with row i of b (e.g. a[text_image_index])."
         )
@@ -162,7 +162,7 @@ def random_pair_cosine(
     _check_same_dim(a, b, "a and b")
     if b_to_a is None:
         if a.shape[0] != b.shape[0]:
-            raise AlignmentInputError(
+            raise InputError(
                 f"a has {a.shape[0]} rows and b has {b.shape[0]}; pass b_to_a to say which row of a each row "
                 "of b is matched with."
             )
@@ -178,7 +178,7 @@ def random_pair_cosine(
         return float((total - matched) / count)
 
     if n_pairs < 1:
-        raise AlignmentInputError(
+        raise InputError(
             f"n_pairs = {n_pairs} must be a positive number of pairs, or None for the exact mean."
         )
     rng_device = generator.device if generator is not None else torch.device("cpu")
@@ -251,9 +251,9 @@ def retrieval_recall(
     _check_same_dim(query, gallery, "query and gallery")
     _check_ks(ks)
     if ties not in ("pessimistic", "random"):
-        raise AlignmentInputError(f"ties = {ties!r}; use 'pessimistic' or 'random'.")
+        raise InputError(f"ties = {ties!r}; use 'pessimistic' or 'random'.")
     if chunk_size < 1:
-        raise AlignmentInputError(f"chunk_size = {chunk_size} must be a positive number of query rows.")
+        raise InputError(f"chunk_size = {chunk_size} must be a positive number of query rows.")
     pairs = query_to_gallery_positives
     if (
         not isinstance(pairs, Tensor)
@@ -261,7 +261,7 @@ def retrieval_recall(
         or pairs.shape[1] != 2
         or pairs.dtype.is_floating_point
     ):
-        raise AlignmentInputError(
+        raise InputError(
             "query_to_gallery_positives must be an integer [P, 2] tensor of (query row, gallery row) pairs, "
             f"got {tuple(pairs.shape) if isinstance(pairs, Tensor) else type(pairs).__name__}."
         )
@@ -273,7 +273,7 @@ def retrieval_recall(
     lonely = torch.bincount(pq, minlength=n_query) == 0
     if bool(lonely.any()):
         bad = int(lonely.nonzero()[0])
-        raise AlignmentInputError(
+        raise InputError(
             f"query row {bad} has no positive in query_to_gallery_positives ({int(lonely.sum())} such queries); "
             "drop those queries or add their correct gallery items."
         )
@@ -398,11 +398,11 @@ def linear_probe_accuracy(
     _check_embeddings(b, "b", min_rows=2)
     _check_same_dim(a, b, "a and b")
     if not 0.0 < test_fraction < 1.0:
-        raise AlignmentInputError(f"test_fraction = {test_fraction} must lie strictly between 0 and 1.")
+        raise InputError(f"test_fraction = {test_fraction} must lie strictly between 0 and 1.")
     n = min(a.shape[0], b.shape[0])
     n_test = round(n * test_fraction)
     if not 1 <= n_test < n:
-        raise AlignmentInputError(
+        raise InputError(
             f"with {n} rows per class and test_fraction = {test_fraction}, {n_test} rows would be held out; "
             "pass more rows or a test_fraction that leaves at least one row on each side."
         )
@@ -467,7 +467,7 @@ def alignment_metrics(
     _check_embeddings(text, "text", min_rows=2)
     _check_same_dim(rep, text, "rep and text")
     if text_mean.shape != rep.shape[-1:]:
-        raise AlignmentInputError(
+        raise InputError(
             f"text_mean has shape {tuple(text_mean.shape)} but embeddings are {rep.shape[-1]}-d; pass the [D] "
             "mean of the normalised train-split text embeddings."
         )

@@ -26,8 +26,8 @@ from diffusion_bridge.corpus.scenes import (
     POSITIONS,
     SIZE_WORDS,
     TEXTURE_WORDS,
+    InputError,
     Scene,
-    SceneFormatError,
     SceneObject,
 )
 
@@ -79,8 +79,6 @@ _SINGLE_RELATIONS = {
 _CLAUSE_BREAKS = frozenset({",", ";", ".", ":"})
 
 
-class MissingSceneError(LookupError):
-    """A caption's image id has no ground-truth scene to be scored against."""
 
 
 @dataclass(frozen=True)
@@ -336,14 +334,14 @@ def attribute_accuracy(captions: Mapping[int, str], scenes: Mapping[int, Mapping
     hallucinating = correct_pair = 0
     for imgid, caption in captions.items():
         if imgid not in scenes:
-            raise MissingSceneError(
+            raise InputError(
                 f"caption for imgid={imgid!r} has no scene in the ground truth ({len(scenes)} scenes given); "
                 "score only captions of the corpus' own images"
             )
         try:
             scene = Scene.from_dict(scenes[imgid])
-        except SceneFormatError as error:
-            raise SceneFormatError(f"scene of imgid={imgid!r}: {error}") from None
+        except InputError as error:
+            raise InputError(f"scene of imgid={imgid!r}: {error}") from None
         m = parse_caption(caption)
         kinds = {o.kind for o in scene.objects}
         colours = {o.colour for o in scene.objects}

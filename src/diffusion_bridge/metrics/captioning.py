@@ -16,10 +16,12 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
+
+from diffusion_bridge.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +35,6 @@ _INSTALL_JAVA = "install a Java runtime (e.g. `apt-get install default-jre-headl
 _warned_no_java = False
 
 
-class CocoResultsError(ValueError):
-    """Captions or COCO label/result files that cannot be evaluated as given."""
 
 
 def java_available() -> bool:
@@ -71,7 +71,7 @@ def ptb_tokenize(sentences: Sequence[str]) -> list[str]:
         os.remove(handle.name)
     lines = done.stdout.decode().split("\n")
     if len(lines) != len(sentences):
-        raise CocoResultsError(
+        raise InputError(
             f"the PTB tokeniser returned {len(lines)} lines for {len(sentences)} captions: a caption holds a "
             "character it reads as a line break; remove control characters from the captions and rerun."
         )
@@ -126,20 +126,20 @@ def _warn_no_java() -> None:
 # ---------------------------------------------------------------- scoring
 def _check_pairs(references: Mapping[int, Sequence[str]], candidates: Mapping[int, str]) -> None:
     if not references:
-        raise CocoResultsError("no images to evaluate: references are empty; pass at least one image.")
+        raise InputError("no images to evaluate: references are empty; pass at least one image.")
     missing = [k for k in references if k not in candidates]
     extra = [k for k in candidates if k not in references]
     if missing or extra:
-        raise CocoResultsError(
+        raise InputError(
             f"candidates and references must cover the same image ids: no candidate for {missing[:10]}, "
             f"no references for {extra[:10]} ({len(missing)} and {len(extra)} in all); caption every image."
         )
     empty = [k for k, refs in references.items() if len(refs) == 0]
     if empty:
-        raise CocoResultsError(f"images {empty[:10]} have no reference captions; drop them or add references.")
+        raise InputError(f"images {empty[:10]} have no reference captions; drop them or add references.")
     for k, caption in candidates.items():
         if not isinstance(caption, str):
-            raise CocoResultsError(f"the candidate for image {k} is {type(caption).__name__}, not a string.")
+            raise InputError(f"the candidate for image {k} is {type(caption).__name__}, not a string.")
 
 
 @contextmanager
@@ -161,7 +161,7 @@ def _meteor_process() -> Iterator[Any]:
 
 
 def caption_metrics_many(references: Mapping[int, Sequence[str]],
-                         candidate_sets: Mapping[str, Mapping[int, str]]) -> dict[str, dict[str, float]]:
+                         candidate_sets: Mapping[Hashable, Mapping[int, str]]) -> dict[Hashable, dict[str, float]]:
     """`caption_metrics` for several candidate sets against the same references, sharing the JVMs.
 
     One PTB tokeniser call for the references and every set, one METEOR process for all sets (its
@@ -191,7 +191,7 @@ def caption_metrics_many(references: Mapping[int, Sequence[str]],
     if java and not spice:
         log.info("SPICE skipped: its Stanford CoreNLP jars are not in %s (we never download them).",
                  _package_dir("spice") / "lib")
-    results: dict[str, dict[str, float]] = {}
+    results: dict[Hashable, dict[str, float]] = {}
     with _meteor_process() if java else nullcontext() as meteor:
         for name, res in res_sets.items():
             bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
@@ -208,6 +208,13 @@ def caption_metrics_many(references: Mapping[int, Sequence[str]],
     return results
 
 
+def caption_metrics_status() -> str:
+    """Which COCO metrics this machine cannot compute, and why ("" when all of them can)."""
+    if not java_available():
+        return "METEOR, SPICE (no Java)"
+    return "" if spice_available() else "SPICE (its Stanford CoreNLP jars are not installed)"
+
+
 def caption_metrics(references: Mapping[int, Sequence[str]], candidates: Mapping[int, str]) -> dict[str, float]:
     """COCO metrics of one caption per image against that image's references (scores in [0, 1], CIDEr ~[0, 10]).
 
@@ -221,7 +228,7 @@ def caption_metrics(references: Mapping[int, Sequence[str]], candidates: Mapping
 def to_coco_results(image_ids: Sequence[int], captions: Sequence[str]) -> list[dict[str, Any]]:
     """The COCO caption results format: `[{"image_id": int, "caption": str}, ...]`."""
     if len(image_ids) != len(captions):
-        raise CocoResultsError(f"{len(image_ids)} image ids but {len(captions)} captions; pass one caption per image.")
+        raise InputError(f"{len(image_ids)} image ids but {len(captions)} captions; pass one caption per image.")
     return [{"image_id": int(i), "caption": str(c)} for i, c in zip(image_ids, captions, strict=True)]
 
 
@@ -233,55 +240,55 @@ def references_from_labels(labels: Mapping[str, Any], source: str) -> dict[int, 
     """Reference captions per labelled image, in the order of `labels["images"]`."""
     if not isinstance(labels, Mapping) or not isinstance(labels.get("images"), list) \
             or not isinstance(labels.get("annotations"), list):
-        raise CocoResultsError(
+        raise InputError(
             f"{source}: COCO caption labels need lists 'images' ([{{'id'}}]) and 'annotations' "
             "([{'image_id', 'caption', 'id'}]); regenerate the label file with the prepare pipeline."
         )
     refs: dict[int, list[str]] = {}
     for n, image in enumerate(labels["images"]):
         if not isinstance(image, Mapping) or not _is_int(image.get("id")):
-            raise CocoResultsError(f"{source}: images[{n}] = {image!r} has no integer 'id'.")
+            raise InputError(f"{source}: images[{n}] = {image!r} has no integer 'id'.")
         refs[image["id"]] = []
     for n, ann in enumerate(labels["annotations"]):
         ok = isinstance(ann, Mapping) and _is_int(ann.get("image_id")) and isinstance(ann.get("caption"), str)
         if not ok or ann["image_id"] not in refs:
-            raise CocoResultsError(
+            raise InputError(
                 f"{source}: annotations[{n}] = {ann!r} needs an integer 'image_id' listed in 'images' and "
                 "a string 'caption'; regenerate the label file."
             )
         refs[ann["image_id"]].append(ann["caption"])
     bare = [i for i, r in refs.items() if not r]
     if bare:
-        raise CocoResultsError(f"{source}: images {bare[:10]} have no annotations; every labelled image needs one.")
+        raise InputError(f"{source}: images {bare[:10]} have no annotations; every labelled image needs one.")
     return refs
 
 
 def validate_coco_results(results: Any, labels: Mapping[str, Any], source: str = "results") -> None:
-    """Raise `CocoResultsError` unless `results` holds exactly one caption for every labelled image."""
+    """Raise `InputError` unless `results` holds exactly one caption for every labelled image."""
     refs = references_from_labels(labels, "labels")
     if not isinstance(results, list):
-        raise CocoResultsError(f"{source}: COCO results must be a JSON list of records, got {type(results).__name__}.")
+        raise InputError(f"{source}: COCO results must be a JSON list of records, got {type(results).__name__}.")
     seen: set[int] = set()
     for n, record in enumerate(results):
         if not isinstance(record, Mapping) or set(record) - {"id"} != {"image_id", "caption"}:
-            raise CocoResultsError(
+            raise InputError(
                 f"{source}: record {n} = {record!r} must be {{'image_id': int, 'caption': str}}; "
                 "write it with to_coco_results."
             )
         image_id, caption = record["image_id"], record["caption"]
         if not _is_int(image_id) or not isinstance(caption, str):
-            raise CocoResultsError(
+            raise InputError(
                 f"{source}: record {n} has image_id={image_id!r} ({type(image_id).__name__}) and "
                 f"caption of type {type(caption).__name__}; image_id must be an int, caption a string."
             )
         if image_id not in refs:
-            raise CocoResultsError(f"{source}: record {n} names image_id={image_id}, which the labels do not list.")
+            raise InputError(f"{source}: record {n} names image_id={image_id}, which the labels do not list.")
         if image_id in seen:
-            raise CocoResultsError(f"{source}: record {n} is a second caption for image_id={image_id}; keep one.")
+            raise InputError(f"{source}: record {n} is a second caption for image_id={image_id}; keep one.")
         seen.add(image_id)
     missing = [i for i in refs if i not in seen]
     if missing:
-        raise CocoResultsError(
+        raise InputError(
             f"{source}: no caption for {len(missing)} labelled images (e.g. {missing[:10]}); caption every image."
         )
 
@@ -290,9 +297,9 @@ def _load_json(path: str | os.PathLike) -> Any:
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError as error:
-        raise CocoResultsError(f"{path} does not exist; write it first (prepare / caption pipelines).") from error
+        raise InputError(f"{path} does not exist; write it first (prepare / caption pipelines).") from error
     except json.JSONDecodeError as error:
-        raise CocoResultsError(f"{path} is not valid JSON: {error}.") from error
+        raise InputError(f"{path} is not valid JSON: {error}.") from error
 
 
 def evaluate_coco_files(labels_json_path: str | os.PathLike, results_json_path: str | os.PathLike) -> dict[str, float]:

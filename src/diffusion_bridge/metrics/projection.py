@@ -7,11 +7,8 @@ union of the sets puts them all in the same coordinates, so the gap and its clos
 import torch
 from torch import Tensor
 
+from diffusion_bridge.errors import InputError
 from diffusion_bridge.metrics.alignment import normalize
-
-
-class ProjectionInputError(ValueError):
-    """Raised when the sets to project are missing, empty or of different embedding sizes."""
 
 
 def _principal_axes(x: Tensor, n_components: int) -> tuple[Tensor, Tensor]:
@@ -37,26 +34,26 @@ def pca_2d(*sets: Tensor, normalise: bool = True) -> list[Tensor]:
     The result has the dtype of the first set; the fit runs in float64 on its device.
     """
     if not sets:
-        raise ProjectionInputError("pca_2d needs at least one [N, D] set of embeddings to project.")
+        raise InputError("pca_2d needs at least one [N, D] set of embeddings to project.")
     for position, x in enumerate(sets):
         if not isinstance(x, Tensor) or x.ndim != 2 or not torch.is_floating_point(x):
-            raise ProjectionInputError(
+            raise InputError(
                 f"set {position} must be a 2-D float [rows, dim] tensor, got "
                 f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}; stack its embeddings row-wise."
             )
         if x.shape[-1] != sets[0].shape[-1]:
-            raise ProjectionInputError(
+            raise InputError(
                 f"set {position} is {x.shape[-1]}-d but set 0 is {sets[0].shape[-1]}-d; "
                 "project embeddings from one CLIP model together."
             )
     if sets[0].shape[-1] < 2:
-        raise ProjectionInputError(
+        raise InputError(
             f"embeddings are {sets[0].shape[-1]}-d; a 2-D projection needs at least 2 dims."
         )
     device, dtype = sets[0].device, sets[0].dtype
     prepared = [(normalize(x) if normalise else x).to(device=device, dtype=torch.float64) for x in sets]
     union = torch.cat(prepared)
     if union.shape[0] < 2:
-        raise ProjectionInputError(f"the sets hold {union.shape[0]} rows in all; a PCA needs at least 2.")
+        raise InputError(f"the sets hold {union.shape[0]} rows in all; a PCA needs at least 2.")
     mean, axes = _principal_axes(union, n_components=2)
     return [((x - mean) @ axes.T).to(dtype) for x in prepared]

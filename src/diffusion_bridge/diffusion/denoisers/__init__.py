@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from diffusion_bridge.errors import ConfigError
+
 from .mlp import ResidualMLP
 from .transformer import TokenTransformer
 from .unet1d import Unet1D
@@ -15,15 +17,13 @@ DENOISERS: dict[str, type[nn.Module]] = {
 }
 
 
-class UnknownDenoiserError(ValueError):
-    """A denoiser name that is not one of DENOISERS."""
 
 
 def build_denoiser(name: str, dim: int, **kwargs) -> nn.Module:
     """Instantiate the denoiser `name` for `dim`-dimensional vectors; kwargs are its size settings."""
     if name not in DENOISERS:
-        raise UnknownDenoiserError(f"unknown denoiser {name!r}; choose one of {sorted(DENOISERS)}")
+        raise ConfigError(f"unknown denoiser {name!r}; choose one of {sorted(DENOISERS)}")
     return DENOISERS[name](dim, **kwargs)
 
 
-__all__ = ["DENOISERS", "ResidualMLP", "TokenTransformer", "Unet1D", "UnknownDenoiserError", "build_denoiser"]
+__all__ = ["DENOISERS", "ResidualMLP", "TokenTransformer", "Unet1D", "ConfigError", "build_denoiser"]

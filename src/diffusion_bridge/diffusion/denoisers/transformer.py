@@ -6,11 +6,9 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from diffusion_bridge.errors import ConfigError
+
 from .unet1d import SinusoidalPosEmb
-
-
-class TokenCountError(ValueError):
-    """The vector does not split evenly into the requested number of tokens."""
 
 
 class TokenTransformer(nn.Module):
@@ -28,7 +26,7 @@ class TokenTransformer(nn.Module):
     ):
         super().__init__()
         if dim % tokens:
-            raise TokenCountError(
+            raise ConfigError(
                 f"embedding dim {dim} does not split into {tokens} equal tokens; pick a divisor of {dim}"
             )
         self.tokens = tokens

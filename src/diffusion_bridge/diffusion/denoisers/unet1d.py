@@ -16,9 +16,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-
-class SequenceLengthError(ValueError):
-    """The vector length does not survive the U-Net's halvings."""
+from diffusion_bridge.errors import ConfigError
 
 
 class SinusoidalPosEmb(nn.Module):
@@ -163,7 +161,7 @@ class Unet1D(nn.Module):
         super().__init__()
         halvings = len(dim_mults) - 1
         if dim % (2**halvings):
-            raise SequenceLengthError(
+            raise ConfigError(
                 f"Unet1D halves the length {halvings} times, so the embedding dim must be divisible by "
                 f"{2**halvings}; got dim={dim}. Use fewer dim_mults or the 'mlp' denoiser."
             )

@@ -11,7 +11,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 nodes.bridge_images,
                 inputs=["diffusion_model", "image_embeddings_val", "image_embeddings_test", "modality_means", "params:bridge"],
-                outputs=["bridged_image_embeddings_val", "bridged_image_embeddings_test"],
+                outputs=["bridged_image_embeddings_val", "bridged_image_embeddings_test", "bridged_sweep_test"],
                 name="bridge_images",
             ),
             Node(
@@ -20,5 +20,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="augmented_text_embeddings_train",
                 name="augment_train_text",
             ),
+            Node(nodes.report_bridging, inputs=["params:bridge", "params:augment"], outputs="bridge_report",
+                 name="report_bridging"),
         ]
     )

@@ -10,31 +10,27 @@ _VAL = ["captions_table", "modality_means", "validation_representations", "label
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
-            Node(
-                nodes.validation_representations,
-                inputs=["image_embeddings_val", "bridged_image_embeddings_val", "modality_means"],
-                outputs="validation_representations",
-                name="validation_representations",
-            ),
             Node(nodes.train_text_decoder, inputs=["text_embeddings_train", *_VAL], outputs="caption_decoder_text",
                  name="train_text_decoder"),
             Node(nodes.train_noise_decoder, inputs=["text_embeddings_train", *_VAL], outputs="caption_decoder_noise",
                  name="train_noise_decoder"),
             Node(
                 nodes.train_augmented_decoder,
-                inputs=["augmented_text_embeddings_train", "captions_table", "validation_representations", "labels_val", "params:caption"],
+                inputs=["augmented_text_embeddings_train", "captions_table", "validation_representations", "labels_val",
+                        "params:caption"],
                 outputs="caption_decoder_augmented",
                 name="train_augmented_decoder",
             ),
             Node(
                 nodes.caption_test_images,
-                inputs=["test_representations", "caption_decoder_text", "caption_decoder_noise", "caption_decoder_augmented", "params:caption"],
+                inputs=["test_representations", "caption_decoder_text", "caption_decoder_noise", "caption_decoder_augmented",
+                        "params:caption"],
                 outputs="caption_results",
                 name="caption_test_images",
             ),
             Node(
                 nodes.score_captions,
-                inputs=["caption_results", "labels_test", "images_table", "corpus_report", "params:caption"],
+                inputs=["caption_results", "labels_test", "images_table", "corpus_report", "bridge_report", "params:caption"],
                 outputs="caption_metrics",
                 name="score_captions",
             ),

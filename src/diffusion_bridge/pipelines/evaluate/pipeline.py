@@ -9,20 +9,23 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
-                nodes.build_test_representations,
-                inputs=[
-                    "diffusion_model", "image_embeddings_test", "bridged_image_embeddings_test",
-                    "text_embeddings_test", "modality_means", "params:evaluate", "params:bridge",
-                ],
+                nodes.build_split_representations,
+                inputs=["image_embeddings_val", "bridged_image_embeddings_val", "text_embeddings_val", "modality_means",
+                        "params:evaluate"],
+                outputs="validation_representations",
+                name="build_validation_representations",
+            ),
+            Node(
+                nodes.build_split_representations,
+                inputs=["image_embeddings_test", "bridged_image_embeddings_test", "text_embeddings_test", "modality_means",
+                        "params:evaluate", "bridged_sweep_test"],
                 outputs="test_representations",
                 name="build_test_representations",
             ),
             Node(
                 nodes.measure_alignment,
-                inputs=[
-                    "test_representations", "text_embeddings_test", "text_embeddings_train", "modality_means",
-                    "corpus_report", "params:evaluate", "params:bridge",
-                ],
+                inputs=["test_representations", "text_embeddings_test", "text_embeddings_train", "modality_means",
+                        "corpus_report", "bridge_report", "params:evaluate"],
                 outputs="alignment_metrics",
                 name="measure_alignment",
             ),

@@ -1,19 +1,15 @@
-"""Modality means and the modality-gap report (REFERENCE.md §2: means over the train split)."""
+"""The modality gap of a CLIP model on a corpus: how far apart images and captions sit, per split."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from diffusion_bridge.errors import InputError
 from diffusion_bridge.metrics.alignment import centroid_distance, random_pair_cosine
-
-
-def modality_means(image_embeddings: torch.Tensor, text_embeddings: torch.Tensor) -> dict[str, torch.Tensor]:
-    """`mean(normalize(x))` per modality: one row per image and one per caption, as the reference does."""
-    return {
-        "image_mean": F.normalize(image_embeddings.double(), dim=-1).mean(0).float(),
-        "text_mean": F.normalize(text_embeddings.double(), dim=-1).mean(0).float(),
-    }
 
 
 def rows_of(ids: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
@@ -23,7 +19,8 @@ def rows_of(ids: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
     pos = pos.clamp(max=len(ids) - 1)
     if not bool((ids[order][pos] == keys).all()):
         missing = keys[ids[order][pos] != keys][:5].tolist()
-        raise KeyError(f"ids {missing} have no row (e.g. captions of an image that has no embedding)")
+        raise InputError(f"ids {missing} have no row (e.g. captions of an image that has no embedding); "
+                         "rerun `prepare` so that captions and images come from the same corpus tables")
     return order[pos]
 
 
@@ -61,3 +58,21 @@ def gap_statistics(
         "same_image_caption_cosine": same_image_caption_cosine(text_embeddings, text_image_ids),
     }
 
+
+
+def gap_report(
+    means: Mapping[str, torch.Tensor],
+    splits: Mapping[str, tuple[Mapping[str, torch.Tensor], Mapping[str, torch.Tensor]]],
+    clip_info: Mapping[str, Any],
+    embed_dim: int,
+) -> dict[str, Any]:
+    """Gap statistics of every non-empty split (images, captions) and the distance between the train means."""
+    return {
+        "clip": {k: v for k, v in clip_info.items() if k != "fit"} | {"embed_dim": embed_dim},
+        "train_mean_distance": float((means["image_mean"] - means["text_mean"]).norm()),
+        "splits": {
+            split: gap_statistics(img["embeddings"], img["imgid"], txt["embeddings"], txt["imgid"])
+            for split, (img, txt) in splits.items()
+            if len(img["imgid"]) and len(txt["imgid"])
+        },
+    }

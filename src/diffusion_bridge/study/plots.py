@@ -7,13 +7,17 @@ so the same functions serve a headless `kedro run` and a notebook.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
+import pandas as pd
 import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
 from diffusion_bridge.metrics.alignment import paired_cosine
 from diffusion_bridge.metrics.projection import pca_2d
+from diffusion_bridge.serialization import Tensors
+from diffusion_bridge.study.representations import Representations, comparison_captions
 
 
 def _subplots(*args, figsize, **kwargs):
@@ -51,15 +55,25 @@ def projection_scatter(sets: Mapping[str, Tensor], max_points: int = 1500, seed:
 
 def sweep_plot(sweep: Mapping[int, Mapping[str, float]], metrics: tuple[str, ...]) -> Figure:
     """Each metric against the insertion step t0."""
-    steps = sorted(sweep)
+    steps = sorted(sweep, key=int)  # JSON gives the t0 keys back as strings
     fig, axes = _subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3), squeeze=False)
     axes = axes[0]
     for ax, metric in zip(axes, metrics, strict=True):
-        ax.plot(steps, [sweep[t][metric] for t in steps], marker="o")
+        ax.plot([int(t) for t in steps], [sweep[t][metric] for t in steps], marker="o")
         ax.set_xlabel("t0")
         ax.set_title(metric, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def alignment_figures(reps: Representations, captions: Tensors, means: Mapping[str, Tensor],
+                      alignment: Mapping[str, Any]) -> tuple[Figure, Figure, Figure]:
+    """The alignment report's figures: paired-cosine histogram, 2-D projection, metrics against t0."""
+    text, index = comparison_captions(captions, reps.imgid, means["text_mean"])
+    histogram = paired_cosine_histogram(reps.named(), text, index)
+    projection = projection_scatter({"captions": text, "images (mean shift)": reps.mean_shift, "bridged": reps.bridged})
+    sweep = sweep_plot(alignment["sweep"], ("paired_cosine", "i2t_R@10", "frechet_distance", "probe_accuracy"))
+    return histogram, projection, sweep
 
 
 def contact_sheet(image_paths: list[str], captions: Mapping[str, list[str]], image_ids: list[int]) -> Figure:
@@ -79,3 +93,12 @@ def contact_sheet(image_paths: list[str], captions: Mapping[str, list[str]], ima
             ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def caption_contact_sheet(results: Mapping[str, Any], images: pd.DataFrame, count: int, seed: int) -> Figure:
+    """`count` test images (drawn with `seed`), each with the caption every evaluation produced for it."""
+    test = images.loc[images["split"] == "test"]
+    picked = test.sample(n=min(count, len(test)), random_state=seed)
+    ids = picked["imgid"].tolist()
+    by_name = {name: {int(r["image_id"]): r["caption"] for r in rows} for name, rows in results["evaluations"].items()}
+    return contact_sheet(picked["image_path"].tolist(), {n: [c[i] for i in ids] for n, c in by_name.items()}, ids)

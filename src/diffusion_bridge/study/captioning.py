@@ -1,5 +1,5 @@
-"""The captioning study: text-only decoders, captions for each representation of the test images, and
-tables shaped like the paper's (Table 2: representation × metric; Table 4: t0 sweep; Table 5: decoder
+"""The captioning study: text-only decoders, captions for each representation of the test images, and the
+scores behind the paper-shaped tables (Table 2: representation × metric; Table 4: t0 sweep; Table 5: decoder
 trained with or without diffusion augmentation)."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pandas as pd
 import torch
 from torch import Tensor
 
@@ -18,7 +19,16 @@ from diffusion_bridge.decoder.generation import generate
 from diffusion_bridge.decoder.model import PrefixCaptioner
 from diffusion_bridge.decoder.training import DecoderTrainConfig, train_decoder
 from diffusion_bridge.decoder.vocabulary import ClipBpeVocabulary, GPT2Vocabulary
-from diffusion_bridge.metrics.captioning import caption_metrics, caption_metrics_many, python_tokenize
+from diffusion_bridge.devices import resolve_device
+from diffusion_bridge.metrics.attributes import attribute_accuracy
+from diffusion_bridge.metrics.captioning import (
+    caption_metrics,
+    caption_metrics_many,
+    python_tokenize,
+    references_from_labels,
+    to_coco_results,
+)
+from diffusion_bridge.study.representations import Representations
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +106,22 @@ def fit_decoder(
     return CaptionDecoder(model.cpu(), vocab, extra)
 
 
+def fit_named_decoder(name: str, inputs: Tensor, sentids: Tensor, captions: pd.DataFrame, val: Representations,
+                      labels_val: Mapping[str, Any], params: Mapping[str, Any]) -> CaptionDecoder:
+    """The decoder `params["decoders"][name]` describes, trained on `inputs` (one row per caption of `sentids`),
+    its checkpoint chosen on the validation images' `val_representation`."""
+    spec = params["decoders"][name]
+    text = captions.set_index("sentid")["caption"].loc[sentids.tolist()].tolist()
+    decoder = fit_decoder(
+        inputs, text, val.get(spec["val_representation"]), val.imgid.tolist(),
+        references_from_labels(labels_val, "labels_val"), params["backbone"],
+        dict(params["training"]) | {"noise_std": spec["noise_std"]}, params["generation"],
+        params["selection_metric"], resolve_device(params["device"]), params["progress"],
+    )
+    decoder.extra |= {"decoder": name, "inputs": spec["description"], "val_representation": spec["val_representation"]}
+    return decoder
+
+
 def caption_images(decoder: CaptionDecoder, inputs: Tensor, generation: Mapping[str, Any], device: torch.device) -> list[str]:
     """Batched generation for every row of `inputs`."""
     model = decoder.model.to(device).eval()
@@ -105,68 +131,45 @@ def caption_images(decoder: CaptionDecoder, inputs: Tensor, generation: Mapping[
     )
 
 
-def score_caption_sets(
-    references: Mapping[int, Sequence[str]], results: Mapping[str, Sequence[Mapping[str, Any]]]
-) -> dict[str, dict[str, float]]:
-    """COCO metrics of every results list (COCO format) against the same references, sharing the JVMs."""
-    candidates = {name: {int(r["image_id"]): r["caption"] for r in rows} for name, rows in results.items()}
-    return caption_metrics_many(references, candidates)
+def caption_representations(
+    reps: Representations,
+    decoders: Mapping[str, CaptionDecoder],
+    evaluations: Mapping[str, Mapping[str, str]],
+    sweep_decoder: str,
+    generation: Mapping[str, Any],
+    device: torch.device,
+) -> dict[str, Any]:
+    """COCO-format results (`[{"image_id", "caption"}]`) for every evaluation (a representation fed to a
+    decoder) and for every t0 of the sweep (captioned by `sweep_decoder`)."""
+    ids = reps.imgid.tolist()
+
+    def results(inputs: Tensor, decoder: str) -> list[dict[str, Any]]:
+        return to_coco_results(ids, caption_images(decoders[decoder], inputs, generation, device))
+
+    return {
+        "evaluations": {name: results(reps.get(spec["representation"]), spec["decoder"]) for name, spec in evaluations.items()},
+        "sweep": [{"t0": t0, "results": results(reps.sweep[t0], sweep_decoder)} for t0 in sorted(reps.sweep)],
+    }
 
 
-def _row(name: str, values: Mapping[str, float], columns: Sequence[str]) -> str:
-    cells = [f"{100 * values[c]:.1f}" if c in values else "–" for c in columns]
-    return f"| {name} | " + " | ".join(cells) + " |"
+def _by_image(rows: Sequence[Mapping[str, Any]]) -> dict[int, str]:
+    return {int(r["image_id"]): r["caption"] for r in rows}
 
 
-def caption_markdown(report: Mapping[str, Any]) -> str:
-    """Tables 2, 4 and 5 of the paper, on this run's corpus, scores ×100 as the paper prints them."""
-    columns = [c for c in MAIN_METRICS if any(c in v for v in report["metrics"].values())]
-    attr_cols = ("kind_precision", "colour_precision", "count_precision", "position_precision", "hallucination_rate")
-    header = "| " + " | ".join(["captions from", *columns]) + " |\n|" + "---|" * (len(columns) + 1)
-    lines = [
-        "# Zero-shot captioning of the test images",
-        "",
-        f"Corpus `{report['corpus']}`, {report['images']} test images; decoders trained on text embeddings only.",
-        "Each row names the representation fed to the decoder and the decoder's training inputs.",
-        "",
-        "## Table 2 — representations",
-        "",
-        header,
-        *[_row(f"{name} ({spec['representation']} → {spec['decoder']} decoder)", report["metrics"][name], columns)
-          for name, spec in report["evaluations"].items()],
-        "",
-        "## Table 4 — insertion step t0 (bridging only, text decoder)",
-        "",
-        header.replace("captions from", "t0"),
-        *[_row(f"t0 = {t0}", report["metrics"][f"sweep_t{t0}"], columns) for t0 in report["sweep"]],
-        "",
-        "## Table 5 — decoder training inputs (bridged test images)",
-        "",
-        header.replace("captions from", "decoder trained on"),
-        *[_row(decoder, report["metrics"][name], columns) for decoder, name in report["table5"].items()],
-    ]
-    if report.get("attributes"):
-        lines += [
-            "",
-            "## Attribute accuracy against the renderer's ground truth (synthetic corpus)",
-            "",
-            "| captions from | " + " | ".join(attr_cols) + " |",
-            "|" + "---|" * (len(attr_cols) + 1),
-            *[f"| {n} | " + " | ".join(f"{v[c]:.3f}" for c in attr_cols) + " |" for n, v in report["attributes"].items()],
-        ]
-    if report.get("skipped_metrics"):
-        lines += ["", f"Not computed: {report['skipped_metrics']}."]
-    return "\n".join(lines) + "\n"
-
-
-def caption_summary(report: Mapping[str, Any]) -> str:
-    """The Table 2 rows on one screen, printed at the end of `kedro run`."""
-    columns = [c for c in MAIN_METRICS if any(c in v for v in report["metrics"].values())]
-    lines = [f"Captioning, {report['images']} test images (scores ×100)", f"{'captions from':<28}" + "".join(f"{c:>9}" for c in columns)]
-    for name in report["evaluations"]:
-        values = report["metrics"][name]
-        lines.append(f"{name:<28}" + "".join(f"{100 * values[c]:>9.1f}" if c in values else f"{'–':>9}" for c in columns))
-    return "\n".join(lines)
+def score_results(
+    results: Mapping[str, Any], references: Mapping[int, Sequence[str]], scenes: Mapping[int, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """COCO metrics of every results list against the same references (sharing the JVMs), and attribute
+    accuracy against the ground-truth scenes where the corpus has them (the synthetic one)."""
+    sets = {("evaluation", n): _by_image(rows) for n, rows in results["evaluations"].items()}
+    sets |= {("sweep", entry["t0"]): _by_image(entry["results"]) for entry in results["sweep"]}
+    scores = caption_metrics_many(references, sets)
+    return {
+        "metrics": {name: scores[("evaluation", name)] for name in results["evaluations"]},
+        "sweep": [{"t0": entry["t0"], "metrics": scores[("sweep", entry["t0"])]} for entry in results["sweep"]],
+        "attributes": {name: attribute_accuracy(sets[("evaluation", name)], scenes) for name in results["evaluations"]}
+        if scenes else {},
+    }
 
 
 def scenes_by_image(images_scene_json: Mapping[int, str]) -> dict[int, dict[str, Any]]:

@@ -10,6 +10,9 @@ import torch
 from torch import Tensor
 
 from diffusion_bridge.metrics.alignment import alignment_metrics, frechet_distance
+from diffusion_bridge.serialization import Tensors
+from diffusion_bridge.space import centre
+from diffusion_bridge.study.representations import CEILING, Representations, comparison_captions
 
 # How to read each metric: +1 higher is closer to text, −1 lower is closer, 0 closer to 0.5 is closer.
 METRICS: dict[str, tuple[str, int]] = {
@@ -25,7 +28,6 @@ METRICS: dict[str, tuple[str, int]] = {
     "frechet_distance": ("Fréchet distance to the caption distribution", -1),
     "probe_accuracy": ("linear-probe accuracy telling it from text (0.5 = inseparable)", 0),
 }
-CEILING = "another_caption"
 
 
 def measure_representations(
@@ -88,49 +90,16 @@ def reading(results: Mapping[str, Mapping[str, float]], baseline: str = "mean_sh
     return lines
 
 
-def _table(rows: Mapping[str, Mapping[str, float]], columns: Sequence[str], first: str) -> list[str]:
-    lines = [f"| {first} | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for name, values in rows.items():
-        lines.append(f"| {name} | " + " | ".join(f"{values[c]:.3f}" if c in values else "–" for c in columns) + " |")
-    return lines
-
-
-def alignment_markdown(report: Mapping[str, Any]) -> str:
-    """The Markdown report: main table, t0 sweep, and the reading."""
-    results, sweep = report["representations"], report["sweep"]
-    columns = list(METRICS)
-    lines = [
-        "# Alignment of test image representations with the test captions",
-        "",
-        f"Corpus `{report['corpus']}`, {report['images']} test images, {report['captions']} captions "
-        f"(one caption per image is held out as the `{CEILING}` ceiling; all rows are compared with the rest). "
-        f"Bridge: t0 = {report['bridge']['t0']}, {report['bridge']['steps']} {report['bridge']['sampler']} steps. "
-        "All vectors live in the caption decoder's input space (centred, normalised).",
-        "",
-        *_table(results, columns, "representation"),
-        "",
-        f"Fréchet-distance floor (train captions vs test captions): {report['frechet_floor']:.3f}.",
-        "",
-        "## Insertion step sweep (bridged at t0; t0 = 0 is the mean shift alone)",
-        "",
-        *_table({f"t0={k}": v for k, v in sweep.items()}, columns, "t0"),
-        "",
-        "## Reading",
-        "",
-        *reading(results),
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def alignment_summary(report: Mapping[str, Any]) -> str:
-    """One screen for the end of `kedro run`."""
-    results = report["representations"]
-    columns = ["centroid_distance", "paired_cosine", "i2t_R@10", "frechet_distance", "probe_accuracy"]
-    head = f"{'representation':<16}" + "".join(f"{c:>18}" for c in columns)
-    rows = [f"{n:<16}" + "".join(f"{v[c]:>18.3f}" for c in columns) for n, v in results.items()]
-    best = winners(results)
-    return "\n".join(
-        [f"Alignment with test captions (FD floor {report['frechet_floor']:.3f})", head, *rows,
-         "closest to text: " + ", ".join(f"{c} → {best[c]}" for c in columns)]
-    )
+def alignment_study(
+    reps: Representations, captions: Tensors, train_captions: Tensors, means: Tensors, ks: Sequence[int], seed: int
+) -> dict[str, Any]:
+    """Every alignment metric of every representation and of each t0 of the sweep, against the held-in captions."""
+    text, index = comparison_captions(captions, reps.imgid, means["text_mean"])
+    sweep = measure_representations({str(t): v for t, v in reps.sweep.items()}, text, index, seed, ks)
+    return {
+        "images": len(reps.imgid),
+        "captions": len(captions["imgid"]),
+        "frechet_floor": distribution_floor(centre(train_captions["embeddings"], means["text_mean"]), text),
+        "representations": measure_representations(reps.named(), text, index, seed, ks),
+        "sweep": {int(t): m for t, m in sweep.items()},
+    }

@@ -1,0 +1,62 @@
+"""Training checkpoints as folders, written atomically, holding everything a run needs to resume exactly.
+
+Weights go in safetensors files, settings in JSON, and the rest (step, optimizer and scheduler states,
+RNG states, history) in `training_state.pt`, which holds only tensors and plain containers and therefore
+loads with `torch.load(weights_only=True)`: a checkpoint can never run code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+
+from diffusion_bridge.atomic import atomic_path
+
+STATE_FILE = "training_state.pt"
+
+
+def write_checkpoint(
+    directory: str | Path,
+    tensors: Mapping[str, Mapping[str, torch.Tensor]],
+    documents: Mapping[str, Any] | None = None,
+    state: Mapping[str, Any] | None = None,
+) -> Path:
+    """One folder: a safetensors file per `tensors` entry (file name → state dict), a JSON file per
+    `documents` entry, and `training_state.pt` for `state`; it replaces `directory` in one rename."""
+    directory = Path(directory)
+    with atomic_path(directory, directory=True) as tmp:
+        for name, weights in tensors.items():
+            save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(tmp / name), metadata={"format": "pt"})
+        for name, document in (documents or {}).items():
+            (tmp / name).write_text(json.dumps(document, indent=2, sort_keys=True), encoding="utf-8")
+        if state is not None:
+            torch.save(dict(state), tmp / STATE_FILE)
+    return directory
+
+
+def read_training_state(directory: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The `training_state.pt` of a checkpoint folder, loaded with weights_only=True."""
+    return torch.load(Path(directory) / STATE_FILE, map_location=map_location, weights_only=True)
+
+
+def capture_rng(generators: Mapping[str, torch.Generator], device: torch.device) -> dict[str, torch.Tensor]:
+    """The states of the named generators plus torch's global CPU (and CUDA) generators."""
+    state = {f"generator/{name}": g.get_state() for name, g in generators.items()}
+    state["torch"] = torch.get_rng_state()
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def restore_rng(state: Mapping[str, torch.Tensor], generators: Mapping[str, torch.Generator], device: torch.device) -> None:
+    """Put back what `capture_rng` saved, so the resumed run draws exactly what the uninterrupted one would have."""
+    for name, generator in generators.items():
+        generator.set_state(state[f"generator/{name}"])
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
