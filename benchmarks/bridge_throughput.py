@@ -29,7 +29,7 @@ from diffusion_bridge.bridge import bridge_embeddings
 from diffusion_bridge.devices import resolve_device
 from diffusion_bridge.diffusion import DiffusionModel
 from diffusion_bridge.diffusion.samplers import ddim_sample, reference_timesteps
-from diffusion_bridge.diffusion.space import to_diffusion_space
+from diffusion_bridge.space import to_diffusion_space
 
 DIM = 512
 T0, STEPS = 600, 5  # the reference's vision bridge: insertion step 600, 5 DDIM steps

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from _common import device_name  # noqa: I001 (benchmarks/ helper, run as a script)
 from diffusion_bridge.diffusion import DiffusionModel, TrainConfig, train
-from diffusion_bridge.diffusion.space import default_radius
+from diffusion_bridge.space import default_radius
 
 DIM = 512
 REFERENCE_BATCH = 64

@@ -4,8 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from diffusion_bridge.bridge import BridgeConfigError, bridge_embeddings, check_bridge_settings
+from diffusion_bridge.bridge import bridge_embeddings, check_bridge_settings
 from diffusion_bridge.diffusion import DiffusionModel
+from diffusion_bridge.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -103,5 +104,5 @@ def test_eta_makes_ddim_stochastic_and_seeded(model):
     ],
 )
 def test_bad_settings_are_refused_with_the_fix(t0, steps, sampler, eta, match):
-    with pytest.raises(BridgeConfigError, match=match):
+    with pytest.raises(ConfigError, match=match):
         check_bridge_settings(t0, steps, 1000, sampler, eta)

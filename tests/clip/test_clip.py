@@ -10,12 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
-from diffusion_bridge.clip import ClipCheckpointError, ClipModel, load_checkpoint
+from diffusion_bridge.clip import ClipModel, load_checkpoint
 from diffusion_bridge.clip.encoding import embed_images, embed_texts
 from diffusion_bridge.clip.fitting import ClipFitConfig, fit_clip
-from diffusion_bridge.corpus import UnreadableImagesError
 from diffusion_bridge.corpus.scenes import all_pairs, describe_scene, render_scene, sample_scene
 from diffusion_bridge.corpus.synthetic import held_out_pairs
+from diffusion_bridge.errors import CheckpointError, ImageFilesError
 
 CPU = torch.device("cpu")
 
@@ -66,10 +66,10 @@ def test_saved_model_is_an_open_clip_local_dir(tiny_corpus, tmp_path):
 
 
 def test_checkpoint_errors_name_the_file_and_the_fix(tmp_path):
-    with pytest.raises(ClipCheckpointError, match="does not exist"):
+    with pytest.raises(CheckpointError, match="does not exist"):
         load_checkpoint("ViT-B-32", tmp_path / "missing.pt")
     torch.save(open_clip.create_model("SynthCLIP-Tiny").state_dict(), tmp_path / "tiny.pt")
-    with pytest.raises(ClipCheckpointError, match=r"tiny\.pt does not fit architecture 'ViT-B-32'.*clip\.model_name"):
+    with pytest.raises(CheckpointError, match=r"tiny\.pt does not fit architecture 'ViT-B-32'.*clip\.model_name"):
         load_checkpoint("ViT-B-32", tmp_path / "tiny.pt")
     loaded = load_checkpoint("SynthCLIP-Tiny", tmp_path / "tiny.pt")  # weights_only load of a plain state dict
     assert loaded.info == {"source": "checkpoint", "model_name": "SynthCLIP-Tiny", "checkpoint": str(tmp_path / "tiny.pt")}
@@ -94,5 +94,5 @@ def test_an_image_that_breaks_during_embedding_is_named(tiny_corpus, tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(open(paths[0], "rb").read()[:60])
     clip = _fit(tiny_corpus, 0)
-    with pytest.raises(UnreadableImagesError, match=r"imgid=99: .*broken\.png"):
+    with pytest.raises(ImageFilesError, match=r"imgid=99: .*broken\.png"):
         embed_images(clip, [*paths[:4], str(broken)], [*ids[:4], 99], CPU, batch_size=2, num_workers=2, progress=False)

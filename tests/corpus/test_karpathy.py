@@ -6,17 +6,9 @@ import json
 import pytest
 from PIL import Image
 
-from diffusion_bridge.corpus import (
-    DuplicateIdError,
-    EmptyCaptionError,
-    KarpathyFormatError,
-    MissingFieldError,
-    MissingImagesError,
-    UnknownSplitError,
-    UnreadableImagesError,
-    read_karpathy,
-)
+from diffusion_bridge.corpus import read_karpathy
 from diffusion_bridge.corpus.images import drop_bad_images
+from diffusion_bridge.errors import CorpusError, ImageFilesError
 
 DOC = {
     "dataset": "coco",
@@ -60,14 +52,14 @@ def test_flickr_records_without_filepath(tmp_path):
 @pytest.mark.parametrize(
     ("mutate", "error", "fragments"),
     [
-        (lambda d: d["images"][1].pop("split"), MissingFieldError, ["images[1]", "imgid=1", "'split'"]),
-        (lambda d: d["images"][2]["sentences"][0].pop("raw"), MissingFieldError, ["images[2]", "sentid=3", "'raw'"]),
-        (lambda d: d["images"][1].update(split="holdout"), UnknownSplitError, ["images[1]", "'holdout'", "restval"]),
-        (lambda d: d["images"][2].update(imgid=0), DuplicateIdError, ["images[2]", "imgid=0", "images[0]"]),
-        (lambda d: d["images"][2]["sentences"][0].update(sentid=1), DuplicateIdError, ["images[2]", "sentid=1"]),
-        (lambda d: d["images"][0]["sentences"][1].update(raw=" \u200b\t"), EmptyCaptionError, ["images[0]", "sentid=1", "empty caption"]),
-        (lambda d: d["images"][0]["sentences"][1].update(imgid=7), KarpathyFormatError, ["sentid=1", "differs"]),
-        (lambda d: d["images"][0].update(sentences=[]), MissingFieldError, ["images[0]", "sentences"]),
+        (lambda d: d["images"][1].pop("split"), CorpusError, ["images[1]", "imgid=1", "'split'"]),
+        (lambda d: d["images"][2]["sentences"][0].pop("raw"), CorpusError, ["images[2]", "sentid=3", "'raw'"]),
+        (lambda d: d["images"][1].update(split="holdout"), CorpusError, ["images[1]", "'holdout'", "restval"]),
+        (lambda d: d["images"][2].update(imgid=0), CorpusError, ["images[2]", "imgid=0", "images[0]"]),
+        (lambda d: d["images"][2]["sentences"][0].update(sentid=1), CorpusError, ["images[2]", "sentid=1"]),
+        (lambda d: d["images"][0]["sentences"][1].update(raw=" \u200b\t"), CorpusError, ["images[0]", "sentid=1", "empty caption"]),
+        (lambda d: d["images"][0]["sentences"][1].update(imgid=7), CorpusError, ["sentid=1", "differs"]),
+        (lambda d: d["images"][0].update(sentences=[]), CorpusError, ["images[0]", "sentences"]),
     ],
 )
 def test_malformed_records_raise_named_errors(tmp_path, mutate, error, fragments):
@@ -85,7 +77,7 @@ def test_malformed_records_raise_named_errors(tmp_path, mutate, error, fragments
 def test_not_json_and_missing_file(tmp_path):
     path = tmp_path / "broken.json"
     path.write_text('{"images": [')
-    with pytest.raises(KarpathyFormatError, match="not valid JSON"):
+    with pytest.raises(CorpusError, match="not valid JSON"):
         read_karpathy(path, tmp_path)
     with pytest.raises(FileNotFoundError, match="Karpathy split"):
         read_karpathy(tmp_path / "absent.json", tmp_path)
@@ -102,7 +94,7 @@ def _with_images(tmp_path, names=("a.jpg", "b.jpg", "c.jpg")):
 
 def test_missing_image_stops_and_lists_it(tmp_path):
     corpus = _with_images(tmp_path, names=("a.jpg", "c.jpg"))
-    with pytest.raises(MissingImagesError) as info:
+    with pytest.raises(ImageFilesError) as info:
         drop_bad_images(corpus, "decode", "error")
     assert "1 missing" in str(info.value) and "imgid=1" in str(info.value) and "b.jpg" in str(info.value)
 
@@ -111,7 +103,7 @@ def test_corrupt_image_stops_and_lists_it(tmp_path):
     corpus = _with_images(tmp_path)
     target = tmp_path / "images" / "val2014" / "c.jpg"
     target.write_bytes(target.read_bytes()[:40])  # truncated JPEG
-    with pytest.raises(UnreadableImagesError) as info:
+    with pytest.raises(ImageFilesError) as info:
         drop_bad_images(corpus, "decode", "error")
     assert "imgid=2" in str(info.value) and "c.jpg" in str(info.value) and "on_bad_images: skip" in str(info.value)
 

@@ -20,7 +20,6 @@ from diffusion_bridge.corpus.scenes import (
     KINDS,
     POSITIONS,
     Scene,
-    SceneFormatError,
     all_pairs,
     caption_tokens,
     describe_scene,
@@ -30,14 +29,13 @@ from diffusion_bridge.corpus.scenes import (
 from diffusion_bridge.corpus.synthetic import (
     DATASET_FILE,
     SPEC_FILE,
-    SyntheticOutputError,
     SyntheticSpec,
-    SyntheticSpecError,
     build_dataset,
     held_out_pairs,
     novel_combination_fraction,
     render_corpus,
 )
+from diffusion_bridge.errors import ConfigError, InputError, WorkdirError
 from diffusion_bridge.metrics.attributes import attribute_accuracy
 
 SMALL = SyntheticSpec(seed=3, n_train=24, n_val=8, n_test=20)
@@ -152,7 +150,7 @@ def test_foreign_output_folder_is_left_alone(tmp_path: Path) -> None:
     out = tmp_path / "corpus"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    with pytest.raises(SyntheticOutputError, match="not a synthetic corpus render"):
+    with pytest.raises(WorkdirError, match="not a synthetic corpus render"):
         render_corpus(SMALL, out)
     assert (out / "notes.txt").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus"]
@@ -170,7 +168,7 @@ def test_foreign_output_folder_is_left_alone(tmp_path: Path) -> None:
     ],
 )
 def test_bad_spec_is_named(params: dict, message: str) -> None:
-    with pytest.raises(SyntheticSpecError, match=message):
+    with pytest.raises(ConfigError, match=message):
         SyntheticSpec.from_params(params)
 
 
@@ -182,7 +180,7 @@ def test_scene_round_trips_and_rejects_unknown_names() -> None:
     assert Scene.from_dict(json.loads(json.dumps(scene.to_dict()))) == scene
     bad = scene.to_dict()
     bad["objects"][0]["colour"] = "mauve"
-    with pytest.raises(SceneFormatError, match="mauve"):
+    with pytest.raises(InputError, match="mauve"):
         Scene.from_dict(bad)
 
 

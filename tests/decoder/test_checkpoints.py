@@ -7,7 +7,8 @@ import json
 import pytest
 import torch
 
-from diffusion_bridge.decoder import DecoderCheckpointError, generate, load_decoder, save_decoder
+from diffusion_bridge.decoder import generate, load_decoder, save_decoder
+from diffusion_bridge.errors import CheckpointError
 
 
 def test_round_trip_reproduces_model_vocab_and_extra(overfit, tmp_path):
@@ -36,7 +37,7 @@ def test_overwrite_is_atomic_and_leaves_no_temporaries(overfit, tmp_path):
 
 def test_wrong_embedding_dim_names_file_dims_and_fix(overfit, tmp_path):
     save_decoder(tmp_path / "decoder", overfit.model, overfit.vocab, {})
-    with pytest.raises(DecoderCheckpointError) as error:
+    with pytest.raises(CheckpointError) as error:
         load_decoder(tmp_path / "decoder", "cpu", expected_embed_dim=512)
     message = str(error.value)
     assert str(tmp_path / "decoder" / "config.json") in message
@@ -47,14 +48,14 @@ def test_damaged_folders_raise_named_errors(overfit, tmp_path):
     target = tmp_path / "decoder"
     save_decoder(target, overfit.model, overfit.vocab, {})
     (target / "model.safetensors").unlink()
-    with pytest.raises(DecoderCheckpointError, match="model.safetensors is missing"):
+    with pytest.raises(CheckpointError, match="model.safetensors is missing"):
         load_decoder(target)
 
     save_decoder(target, overfit.model, overfit.vocab, {})
     config = json.loads((target / "config.json").read_text())
     config["model"]["gpt2"]["n_embd"] = 32
     (target / "config.json").write_text(json.dumps(config))
-    with pytest.raises(DecoderCheckpointError, match="does not match the model described by"):
+    with pytest.raises(CheckpointError, match="does not match the model described by"):
         load_decoder(target)
-    with pytest.raises(DecoderCheckpointError, match="config.json is missing"):
+    with pytest.raises(CheckpointError, match="config.json is missing"):
         load_decoder(tmp_path / "nowhere")

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from diffusion_bridge.decoder import DecoderInputError, PrefixCaptioner
+from diffusion_bridge.decoder import PrefixCaptioner
+from diffusion_bridge.errors import CheckpointError, InputError
 
 
 def test_mapper_is_clipcap_mlp(make_model):
@@ -60,11 +61,11 @@ def test_from_pretrained_gpt2_loads_local_weights(tmp_path):
     torch.testing.assert_close(model.gpt.transformer.wte.weight, gpt.transformer.wte.weight)
     assert model.mapper[-1].out_features == 4 * 32
     assert model.config["source"] == str(tmp_path)
-    with pytest.raises(DecoderInputError, match="no-gpt2-here"):
+    with pytest.raises(CheckpointError, match="no-gpt2-here"):
         PrefixCaptioner.from_pretrained_gpt2(str(tmp_path / "no-gpt2-here"), embed_dim=8)
 
 
 def test_wrong_embedding_width_is_named(make_model):
     model = make_model(vocab_size=30)
-    with pytest.raises(DecoderInputError, match=r"shape \(2, 12\).*\[N, 16\]"):
+    with pytest.raises(InputError, match=r"shape \(2, 12\).*\[N, 16\]"):
         model.check_embeddings(torch.zeros(2, 12))

@@ -6,15 +6,9 @@ import pytest
 import torch
 from transformers import get_linear_schedule_with_warmup
 
-from diffusion_bridge.decoder import (
-    ClipBpeVocabulary,
-    DecoderInputError,
-    DecoderTrainConfig,
-    DecoderTrainConfigError,
-    caption_tokens,
-    train_decoder,
-)
+from diffusion_bridge.decoder import ClipBpeVocabulary, DecoderTrainConfig, caption_tokens, train_decoder
 from diffusion_bridge.decoder.training import linear_warmup_decay
+from diffusion_bridge.errors import ConfigError, InputError
 
 CAPTIONS = ["a dog runs.", "two red cats sleep on a sofa.", "a man rides a bike down the street."]
 QUICK = DecoderTrainConfig(epochs=3, batch_size=2, lr=1e-3, warmup_steps=2, weight_decay=0.0, seed=0)
@@ -89,11 +83,11 @@ def test_best_epoch_is_chosen_by_validation(make_model, make_embeddings):
 def test_bad_inputs_are_named(make_model, make_embeddings):
     vocab = ClipBpeVocabulary.fit(CAPTIONS)
     model = make_model(vocab.vocab_size)
-    with pytest.raises(DecoderInputError, match="3 training embeddings but 2 captions"):
+    with pytest.raises(InputError, match="3 training embeddings but 2 captions"):
         train_decoder(model, vocab, make_embeddings(3), CAPTIONS[:2], QUICK, progress=False)
-    with pytest.raises(DecoderInputError, match=r"\[N, 16\]"):
+    with pytest.raises(InputError, match=r"\[N, 16\]"):
         train_decoder(model, vocab, make_embeddings(3, dim=8), CAPTIONS, QUICK, progress=False)
-    with pytest.raises(DecoderTrainConfigError, match="precision='fp8'"):
+    with pytest.raises(ConfigError, match="precision='fp8'"):
         DecoderTrainConfig(precision="fp8")
-    with pytest.raises(DecoderTrainConfigError, match="batch_size=0"):
+    with pytest.raises(ConfigError, match="batch_size=0"):
         DecoderTrainConfig(batch_size=0)

@@ -12,9 +12,9 @@ from diffusion_bridge.decoder import (
     CaptionVocabulary,
     ClipBpeVocabulary,
     GPT2Vocabulary,
-    VocabularyError,
     vocabulary_from_json,
 )
+from diffusion_bridge.errors import CheckpointError
 
 CAPTIONS = ["A dog runs on the grass.", "Two cats sleep on a red sofa.", "The man's bike isn't blue!"]
 
@@ -49,9 +49,9 @@ def test_clip_bpe_json_round_trip_and_errors():
     again = vocabulary_from_json(json.loads(json.dumps(vocab.to_json())))
     assert isinstance(again, ClipBpeVocabulary)
     assert again.tokens == vocab.tokens and again.encode(CAPTIONS) == vocab.encode(CAPTIONS)
-    with pytest.raises(VocabularyError, match="unknown vocabulary kind 'pickle'"):
+    with pytest.raises(CheckpointError, match="unknown vocabulary kind 'pickle'"):
         vocabulary_from_json({"kind": "pickle"}, "ckpt/vocabulary.json")
-    with pytest.raises(VocabularyError, match="not in open_clip's bundled BPE"):
+    with pytest.raises(CheckpointError, match="not in open_clip's bundled BPE"):
         ClipBpeVocabulary([*vocab.tokens, "notatoken###"])
 
 
@@ -87,5 +87,5 @@ def test_gpt2_vocabulary_matches_transformers(tiny_gpt2_dir):
 
 def test_gpt2_vocabulary_missing_folder_is_named(tmp_path):
     missing = tmp_path / "no-such-tokenizer"
-    with pytest.raises(VocabularyError, match="no-such-tokenizer"):
+    with pytest.raises(CheckpointError, match="no-such-tokenizer"):
         GPT2Vocabulary.from_pretrained(str(missing))

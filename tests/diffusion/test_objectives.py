@@ -6,7 +6,6 @@ import torch
 
 from diffusion_bridge.diffusion.objectives import (
     OBJECTIVES,
-    UnknownObjectiveError,
     eps_from_x0,
     to_x0_eps,
     training_target,
@@ -15,7 +14,8 @@ from diffusion_bridge.diffusion.objectives import (
     x0_from_v,
 )
 from diffusion_bridge.diffusion.schedules import make_schedule
-from diffusion_bridge.diffusion.weighting import UnknownWeightingError, loss_weight, x0_space_weight
+from diffusion_bridge.diffusion.weighting import loss_weight, x0_space_weight
+from diffusion_bridge.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,7 @@ def test_reference_weights():
 
 
 def test_unknown_names_are_named():
-    with pytest.raises(UnknownObjectiveError, match="pred_y"):
+    with pytest.raises(ConfigError, match="pred_y"):
         training_target("pred_y", make_schedule(), torch.zeros(1, 2), torch.zeros(1, dtype=torch.long), torch.zeros(1, 2))
-    with pytest.raises(UnknownWeightingError, match="p2"):
+    with pytest.raises(ConfigError, match="p2"):
         loss_weight("p2", "pred_x0", torch.ones(1))

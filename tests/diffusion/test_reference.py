@@ -8,12 +8,12 @@ import torch
 import torch.nn.functional as F
 
 from diffusion_bridge.diffusion import (
-    CheckpointMismatchError,
     build_denoiser,
     ddim_sample,
     load_reference_checkpoint,
     reference_timesteps,
 )
+from diffusion_bridge.errors import CheckpointError
 
 # ---------------------------------------------------------------- the reference's buffers, in float64
 
@@ -220,18 +220,18 @@ def _rewrite(tmp_path, checkpoint, **model_changes):
 def test_a_wrong_shape_raises_checkpoint_mismatch(reference_file, tmp_path):
     path, checkpoint, _, _, _ = reference_file
     bad = _rewrite(tmp_path, checkpoint, **{"model.downs.1.0.block1.proj.weight": torch.zeros(32, 16, 3)})
-    with pytest.raises(CheckpointMismatchError, match=r"downs\.1\.0\.block1\.proj\.weight.*\(32, 16, 3\).*\(32, 32, 3\)"):
+    with pytest.raises(CheckpointError, match=r"downs\.1\.0\.block1\.proj\.weight.*\(32, 16, 3\).*\(32, 32, 3\)"):
         load_reference_checkpoint(bad)
-    with pytest.raises(CheckpointMismatchError, match="512-d embeddings.*dim=768"):
+    with pytest.raises(CheckpointError, match="512-d embeddings.*dim=768"):
         load_reference_checkpoint(path, dim=768)
 
 
 def test_wrong_schedule_or_missing_buffers_are_named(reference_file, tmp_path):
     _, checkpoint, _, _, _ = reference_file
-    with pytest.raises(CheckpointMismatchError, match="posterior_variance"):
+    with pytest.raises(CheckpointError, match="posterior_variance"):
         load_reference_checkpoint(_rewrite(tmp_path, checkpoint, posterior_variance=None))
     shifted = checkpoint["model"]["alphas_cumprod"] * 0.9
-    with pytest.raises(CheckpointMismatchError, match="neither our cosine nor our linear"):
+    with pytest.raises(CheckpointError, match="neither our cosine nor our linear"):
         load_reference_checkpoint(_rewrite(tmp_path, checkpoint, alphas_cumprod=shifted))
 
 
@@ -242,7 +242,7 @@ class Pickled:
 def test_arbitrary_pickles_are_refused(tmp_path):
     path = tmp_path / "model-evil.pt"
     torch.save({"model": Pickled()}, path)
-    with pytest.raises(CheckpointMismatchError, match="weights_only"):
+    with pytest.raises(CheckpointError, match="weights_only"):
         load_reference_checkpoint(path)
 
 

@@ -8,12 +8,12 @@ from torch import nn
 
 from diffusion_bridge.diffusion import (
     DiffusionModel,
-    InvalidTimestepsError,
     ddim_sample,
     ddpm_sample,
     dpm_solver_pp_2m,
     reference_timesteps,
 )
+from diffusion_bridge.errors import ConfigError
 
 DIM, MU_SCALE, STD = 16, 1.0, 0.5
 
@@ -123,5 +123,5 @@ def test_a_batch_equals_its_rows_sampled_one_at_a_time(sampler):
 @pytest.mark.parametrize("times", [[100, 200, -1], [599], [1000, -1], [300, -1, -1], [5, -2]])
 def test_bad_trajectories_are_rejected(times):
     model = DiffusionModel(DIM, denoiser_kwargs={"width": 8, "depth": 1})
-    with pytest.raises(InvalidTimestepsError):
+    with pytest.raises(ConfigError):
         ddim_sample(model, torch.zeros(1, DIM), times)

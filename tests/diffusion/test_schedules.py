@@ -8,12 +8,12 @@ import torch
 from diffusers import DDPMScheduler
 
 from diffusion_bridge.diffusion.schedules import (
-    UnknownScheduleError,
     cosine_beta_schedule,
     linear_beta_schedule,
     make_schedule,
     sigmoid_beta_schedule,
 )
+from diffusion_bridge.errors import ConfigError
 
 
 def cosine_alpha_bar(t: np.ndarray, T: int, s: float = 0.008) -> np.ndarray:
@@ -91,5 +91,5 @@ def test_q_sample_has_the_forward_process_moments():
 
 
 def test_unknown_schedule_is_named():
-    with pytest.raises(UnknownScheduleError, match="quadratic"):
+    with pytest.raises(ConfigError, match="quadratic"):
         make_schedule("quadratic")

@@ -11,17 +11,9 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from diffusion_bridge.diffusion import (
-    DataShapeError,
-    DiffusionModel,
-    InvalidTrainConfigError,
-    TrainConfig,
-    WorkdirConflictError,
-    load_model,
-    train,
-    validate,
-)
+from diffusion_bridge.diffusion import DiffusionModel, TrainConfig, load_model, train, validate
 from diffusion_bridge.diffusion.trainer import lr_at
+from diffusion_bridge.errors import ConfigError, InputError, WorkdirError
 
 DIM = 32
 
@@ -93,9 +85,9 @@ def test_a_workdir_of_another_run_is_refused(tmp_path, data):
     x_train, x_val = data
     config = TrainConfig(steps=4, batch_size=16, eval_every=0, log_every=2)
     train(model_for(), x_train, x_val, config, tmp_path, progress=False, device="cpu")
-    with pytest.raises(WorkdirConflictError, match=r"train\.lr: checkpoint 8e-05, now 0\.001.*another workdir"):
+    with pytest.raises(WorkdirError, match=r"train\.lr: checkpoint 8e-05, now 0\.001.*another workdir"):
         train(model_for(), x_train, x_val, TrainConfig(**{**config.to_dict(), "lr": 1e-3}), tmp_path, progress=False, device="cpu")
-    with pytest.raises(WorkdirConflictError, match=r"data: checkpoint trained on.*\[512, 32\]/\[128, 32\], now \[511, 32\]"):
+    with pytest.raises(WorkdirError, match=r"data: checkpoint trained on.*\[512, 32\]/\[128, 32\], now \[511, 32\]"):
         train(model_for(), x_train[:-1], x_val, config, tmp_path, progress=False, device="cpu")
     relabelled = TrainConfig(**{**config.to_dict(), "log_every": 1, "checkpoint_every": 1})
     assert train(model_for(), x_train, x_val, relabelled, tmp_path, progress=False, device="cpu").step == 4
@@ -139,11 +131,11 @@ def test_validation_is_deterministic_and_complete(data):
 
 def test_bad_inputs_raise_named_errors(tmp_path, data):
     x_train, x_val = data
-    with pytest.raises(DataShapeError, match=r"x0_train has shape \(512, 16\).*\[N, 32\]"):
+    with pytest.raises(InputError, match=r"x0_train has shape \(512, 16\).*\[N, 32\]"):
         train(model_for(), x_train[:, :16], x_val, TrainConfig(steps=1), tmp_path, progress=False, device="cpu")
-    with pytest.raises(InvalidTrainConfigError, match="precision.*fp8"):
+    with pytest.raises(ConfigError, match="precision.*fp8"):
         TrainConfig(precision="fp8")
-    with pytest.raises(InvalidTrainConfigError, match="unknown TrainConfig keys \\['learning_rate'\\]"):
+    with pytest.raises(ConfigError, match="unknown TrainConfig keys \\['learning_rate'\\]"):
         TrainConfig.from_dict({"learning_rate": 1e-3})
 
 

@@ -8,8 +8,8 @@ import pytest
 import scipy.linalg
 import torch
 
+from diffusion_bridge.errors import InputError
 from diffusion_bridge.metrics.alignment import (
-    AlignmentInputError,
     alignment_metrics,
     centre,
     centred_cosine,
@@ -79,11 +79,11 @@ def test_centred_cosine_by_hand():
 
 
 def test_paired_cosine_rejects_unmatched_rows():
-    with pytest.raises(AlignmentInputError, match="matched rows"):
+    with pytest.raises(InputError, match="matched rows"):
         paired_cosine(torch.ones(3, 2), torch.ones(2, 2))
-    with pytest.raises(AlignmentInputError, match="embedding sizes"):
+    with pytest.raises(InputError, match="embedding sizes"):
         paired_cosine(torch.ones(3, 2), torch.ones(3, 4))
-    with pytest.raises(AlignmentInputError, match="row 1"):
+    with pytest.raises(InputError, match="row 1"):
         paired_cosine(torch.tensor([[1.0, 0.0], [float("nan"), 1.0]]), torch.ones(2, 2))
 
 
@@ -131,9 +131,9 @@ def test_random_pair_cosine_sampling_is_seeded_and_converges():
 
 
 def test_random_pair_cosine_needs_a_mapping_for_unequal_sets():
-    with pytest.raises(AlignmentInputError, match="b_to_a"):
+    with pytest.raises(InputError, match="b_to_a"):
         random_pair_cosine(torch.randn(3, 2), torch.randn(5, 2))
-    with pytest.raises(AlignmentInputError, match=r"b_to_a\[1\] = 3"):
+    with pytest.raises(InputError, match=r"b_to_a\[1\] = 3"):
         random_pair_cosine(torch.randn(3, 2), torch.randn(2, 2), b_to_a=torch.tensor([0, 3]))
 
 
@@ -241,13 +241,13 @@ def test_recall_against_numpy_argsort_without_ties():
 
 def test_recall_input_errors():
     images, texts = torch.randn(3, 2), torch.randn(4, 2)
-    with pytest.raises(AlignmentInputError, match="query row 2 has no positive"):
+    with pytest.raises(InputError, match="query row 2 has no positive"):
         image_to_text_recall(images, texts, torch.tensor([0, 0, 1, 1]))
-    with pytest.raises(AlignmentInputError, match=r"text_image_index\[3\] = 5"):
+    with pytest.raises(InputError, match=r"text_image_index\[3\] = 5"):
         image_to_text_recall(images, texts, torch.tensor([0, 1, 2, 5]))
-    with pytest.raises(AlignmentInputError, match="positive integers"):
+    with pytest.raises(InputError, match="positive integers"):
         image_to_text_recall(images, texts, torch.tensor([0, 1, 2, 2]), ks=(0,))
-    with pytest.raises(AlignmentInputError, match=r"\[P, 2\]"):
+    with pytest.raises(InputError, match=r"\[P, 2\]"):
         retrieval_recall(images, texts, torch.tensor([0, 1, 2]))
 
 
@@ -314,7 +314,7 @@ def test_probe_balances_unequal_sets():
 
 
 def test_probe_rejects_bad_split():
-    with pytest.raises(AlignmentInputError, match="test_fraction"):
+    with pytest.raises(InputError, match="test_fraction"):
         linear_probe_accuracy(torch.randn(5, 2), torch.randn(5, 2), test_fraction=1.5)
 
 
@@ -373,7 +373,7 @@ def test_alignment_metrics_for_a_perfect_representation():
 
 
 def test_alignment_metrics_rejects_a_wrong_mean():
-    with pytest.raises(AlignmentInputError, match="text_mean"):
+    with pytest.raises(InputError, match="text_mean"):
         alignment_metrics(torch.randn(3, 4), torch.randn(3, 4), torch.arange(3), torch.zeros(5))
 
 

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from diffusion_bridge.corpus.scenes import Relation, Scene, SceneObject
-from diffusion_bridge.metrics.attributes import MissingSceneError, attribute_accuracy, parse_caption
+from diffusion_bridge.errors import InputError
+from diffusion_bridge.metrics.attributes import attribute_accuracy, parse_caption
 
 # A red circle on the left, a blue square on the right, on grey stripes.
 TWO = Scene(
@@ -118,5 +119,5 @@ def test_micro_averages_over_captions_match_a_hand_count() -> None:
 
 
 def test_a_caption_without_a_scene_is_named() -> None:
-    with pytest.raises(MissingSceneError, match="imgid=5"):
+    with pytest.raises(InputError, match="imgid=5"):
         attribute_accuracy({5: "a red circle"}, {0: TWO.to_dict()})

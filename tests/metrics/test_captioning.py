@@ -13,8 +13,8 @@ import textwrap
 
 import pytest
 
+from diffusion_bridge.errors import InputError
 from diffusion_bridge.metrics.captioning import (
-    CocoResultsError,
     caption_metrics,
     caption_metrics_many,
     evaluate_coco_files,
@@ -159,7 +159,7 @@ def test_results_format_round_trip(coco_files):
     _, labels, results = coco_files
     assert all(set(r) == {"image_id", "caption"} and type(r["image_id"]) is int for r in results)
     validate_coco_results(json.loads(json.dumps(results)), labels)
-    with pytest.raises(CocoResultsError, match="3 image ids but 2 captions"):
+    with pytest.raises(InputError, match="3 image ids but 2 captions"):
         to_coco_results([1, 2, 3], ["a", "b"])
 
 
@@ -177,24 +177,24 @@ def test_bad_results_raise_named_errors(coco_files, tmp_path, edit, message):
     folder, labels, results = coco_files
     broken = [dict(r) for r in results]
     edit(broken)
-    with pytest.raises(CocoResultsError, match=message):
+    with pytest.raises(InputError, match=message):
         validate_coco_results(broken, labels)
     path = tmp_path / "bad_results.json"
     path.write_text(json.dumps(broken))
-    with pytest.raises(CocoResultsError, match="bad_results.json"):
+    with pytest.raises(InputError, match="bad_results.json"):
         evaluate_coco_files(folder / "labels.json", path)
 
 
 def test_bad_inputs_to_caption_metrics_and_label_files(tmp_path):
-    with pytest.raises(CocoResultsError, match="references are empty"):
+    with pytest.raises(InputError, match="references are empty"):
         caption_metrics({}, {})
-    with pytest.raises(CocoResultsError, match=r"no candidate for \[2\]"):
+    with pytest.raises(InputError, match=r"no candidate for \[2\]"):
         caption_metrics({1: ["a dog"], 2: ["a cat"]}, {1: "a dog"})
     labels = tmp_path / "labels.json"
     labels.write_text(json.dumps({"images": [{"id": 1}], "annotations": [{"image_id": 2, "caption": "x", "id": 0}]}))
     results = tmp_path / "results.json"
     results.write_text(json.dumps([{"image_id": 1, "caption": "x"}]))
-    with pytest.raises(CocoResultsError, match=r"labels.json: annotations\[0\]"):
+    with pytest.raises(InputError, match=r"labels.json: annotations\[0\]"):
         evaluate_coco_files(labels, results)
-    with pytest.raises(CocoResultsError, match="missing.json does not exist"):
+    with pytest.raises(InputError, match="missing.json does not exist"):
         evaluate_coco_files(tmp_path / "missing.json", results)

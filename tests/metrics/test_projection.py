@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from diffusion_bridge.metrics.projection import ProjectionInputError, pca_2d
+from diffusion_bridge.errors import InputError
+from diffusion_bridge.metrics.projection import pca_2d
 
 DEVICES = [
     "cpu",
@@ -70,11 +71,11 @@ def test_pca_by_hand():
 
 
 def test_pca_input_errors():
-    with pytest.raises(ProjectionInputError, match="at least one"):
+    with pytest.raises(InputError, match="at least one"):
         pca_2d()
-    with pytest.raises(ProjectionInputError, match="set 1 is 3-d"):
+    with pytest.raises(InputError, match="set 1 is 3-d"):
         pca_2d(torch.randn(4, 5), torch.randn(4, 3))
-    with pytest.raises(ProjectionInputError, match="set 0 must be a 2-D float"):
+    with pytest.raises(InputError, match="set 0 must be a 2-D float"):
         pca_2d(torch.randn(5))
-    with pytest.raises(ProjectionInputError, match="at least 2"):
+    with pytest.raises(InputError, match="at least 2"):
         pca_2d(torch.randn(1, 5))
