@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from diffusion_bridge.modality import gap_statistics, modality_means, rows_of, same_image_caption_cosine
+from diffusion_bridge.errors import InputError
+from diffusion_bridge.space import modality_means
+from diffusion_bridge.study.gap import gap_statistics, rows_of, same_image_caption_cosine
 
 
 def unit(x):
@@ -54,5 +56,5 @@ def test_single_caption_images_have_no_pairs():
 
 def test_rows_of_names_missing_ids():
     assert rows_of(torch.tensor([5, 3, 9]), torch.tensor([9, 5, 5])).tolist() == [2, 0, 0]
-    with pytest.raises(KeyError, match=r"\[4\]"):
+    with pytest.raises(InputError, match=r"\[4\]"):
         rows_of(torch.tensor([5, 3, 9]), torch.tensor([9, 4]))

@@ -4,16 +4,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from diffusion_bridge.evaluation import (
-    CEILING,
-    alignment_markdown,
-    alignment_summary,
-    measure_representations,
-    reading,
-    winners,
-)
-from diffusion_bridge.hooks import ReportHooks
-from diffusion_bridge.representations import centre, noise_injected, split_off_one_caption
+from diffusion_bridge.runs.hooks import ReportHooks
+from diffusion_bridge.space import centre, noise_injected
+from diffusion_bridge.study.alignment import measure_representations, reading, winners
+from diffusion_bridge.study.reports import alignment_markdown, alignment_summary
+from diffusion_bridge.study.representations import CEILING, split_off_one_caption
 
 
 def test_centre_and_noise_injection():
@@ -80,7 +75,10 @@ def test_report_and_summary_render_every_representation(capsys):
     summary = alignment_summary(report)
     hooks = ReportHooks()
     hooks.before_pipeline_run()
-    hooks.after_node_run(outputs={"alignment_summary": summary, "something_else": 1})
+    node = type("Node", (), {"name": "write_alignment_report"})()
+    hooks.before_node_run(node)
+    hooks.after_node_run(node, outputs={"alignment_summary": summary, "something_else": 1})
     hooks.after_pipeline_run()
     printed = capsys.readouterr().out
     assert "Alignment with test captions" in printed and "bridged" in printed and "something_else" not in printed
+    assert "Node wall times" in printed and "write_alignment_report" in printed
