@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from diffusion_bridge.clip.model import ClipModel
-from diffusion_bridge.corpus.images import DECODE_AT_CHECK, open_rgb
+from diffusion_bridge.corpus.images import DECODE_AT_CHECK, DECODE_ERRORS, open_rgb
 from diffusion_bridge.errors import ImageFilesError
 from diffusion_bridge.progress import progress_bar
 from diffusion_bridge.training.precision import Precision
@@ -31,7 +31,7 @@ class ImageFiles(Dataset):
         path = self.paths[index]
         try:
             return self.transform(open_rgb(path)), None
-        except OSError as exc:
+        except DECODE_ERRORS as exc:
             return None, (self.ids[index], path, f"{type(exc).__name__}: {exc}")
 
 

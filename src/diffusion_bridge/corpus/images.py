@@ -37,11 +37,38 @@ class ImageCheck:
         return {i for i, _, _ in self.missing} | {i for i, _, _ in self.unreadable}
 
 
+# Pillow's own decompression-bomb limit (~89 M pixels): a larger image is refused before it is decoded.
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS
+# What a bad image file raises while it is opened, checked or decoded; each is reported per image.
+DECODE_ERRORS = (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """RGB whatever the mode: 16/32-bit integer and float greyscale are rescaled rather than clipped at 255,
+    and transparency is composited over white rather than dropped (which would reveal arbitrary colours)."""
+    if image.mode.startswith("I"):  # I;16, I;16B, I;16L, I: integer greyscale, 16-bit range
+        image = image.convert("I").point(lambda v: v / 257 + 0.5).convert("L")
+    elif image.mode == "F":  # float greyscale in [0, 1]
+        image = image.point(lambda v: v * 255).convert("L")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, image.convert("RGBA")).convert("RGB")
+    return image.convert("RGB")
+
+
 def open_rgb(path: str) -> Image.Image:
-    """Decode an image fully and return it as RGB (the one decode path used everywhere)."""
+    """Decode an image fully and return it as RGB (the one decode path used everywhere).
+
+    A file whose header announces more than MAX_PIXELS pixels is refused before decoding (ValueError).
+    """
     with Image.open(path) as image:
+        width, height = image.size
+        if width * height > MAX_PIXELS:
+            raise ValueError(f"{width}x{height} pixels is more than the {MAX_PIXELS:,} an image may have")
         image.load()
-        return image.convert("RGB")
+        return _to_rgb(image)
 
 
 def _problem(path: str, mode: str) -> tuple[str, str] | None:
@@ -52,10 +79,12 @@ def _problem(path: str, mode: str) -> tuple[str, str] | None:
     try:
         if mode == "header":
             with Image.open(path) as image:
+                if image.size[0] * image.size[1] > MAX_PIXELS:
+                    raise ValueError(f"{image.size[0]}x{image.size[1]} pixels is more than the {MAX_PIXELS:,} an image may have")
                 image.verify()
         else:
             open_rgb(path)
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+    except DECODE_ERRORS as exc:
         return ("unreadable", f"{type(exc).__name__}: {exc}")
     return None
 

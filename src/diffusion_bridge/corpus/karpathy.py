@@ -25,10 +25,10 @@ def read_karpathy(annotation_file: str | Path, image_root: str | Path, name: str
     """Read and validate a Karpathy-split JSON; image paths are resolved against `image_root`."""
     path = Path(annotation_file)
     if not path.is_file():
-        raise FileNotFoundError(
-            f"Annotation file {path} does not exist. Fix: download the Karpathy split "
-            "(dataset_coco.json / dataset_flickr30k.json) and put it there, or point the catalog entry "
-            "`raw_corpus.filepath` at it (see README, 'Real data')."
+        raise CorpusError(
+            path, "the annotation file does not exist",
+            "download the Karpathy split (dataset_coco.json / dataset_flickr30k.json) and put it there, or point the "
+            "catalog entry `raw_corpus.filepath` at it (see README, 'Real data')",
         )
     try:
         with path.open(encoding="utf-8") as f:
@@ -36,6 +36,11 @@ def read_karpathy(annotation_file: str | Path, image_root: str | Path, name: str
     except json.JSONDecodeError as exc:
         raise CorpusError(
             path, f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})", "re-download the file"
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise CorpusError(
+            path, f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})",
+            "re-download the file, or re-encode it as UTF-8 (JSON files must be UTF-8)",
         ) from exc
     if not isinstance(document, dict) or not isinstance(document.get("images"), list):
         raise CorpusError(path, "the top level must be an object with an `images` list", "use a Karpathy split file", field="images")
@@ -80,7 +85,7 @@ def parse_karpathy(document: dict[str, Any], path: Path, image_root: Path, name:
                 split,
                 filepath,
                 filename,
-                str(image_root / filepath / filename),
+                _image_path(image_root, filepath, filename, path, index, imgid),
                 json.dumps(scene, sort_keys=True) if scene is not None else "",
             )
         )
@@ -89,6 +94,19 @@ def parse_karpathy(document: dict[str, Any], path: Path, image_root: Path, name:
     images = pd.DataFrame(image_rows, columns=list(IMAGE_COLUMNS)).astype({"imgid": "int64"})
     captions = pd.DataFrame(caption_rows, columns=list(CAPTION_COLUMNS)).astype({"sentid": "int64", "imgid": "int64"})
     return Corpus(name=name, annotation_file=path, image_root=image_root, images=images, captions=captions)
+
+
+def _image_path(image_root: Path, filepath: str, filename: str, path: Path, index: int, imgid: int) -> str:
+    """The image's resolved path, which must stay inside `image_root` (no `..`, no absolute names, no links out)."""
+    root = image_root.resolve()
+    resolved = (root / filepath / filename).resolve()
+    if not resolved.is_relative_to(root) or resolved == root:
+        raise CorpusError(
+            path, f"the image path {filepath!r}/{filename!r} resolves to {resolved}, outside image_root {root}",
+            "give `filepath` and `filename` relative to image_root, without `..` or absolute paths", index=index,
+            imgid=imgid, field="filename",
+        )
+    return str(resolved)
 
 
 def _parse_sentence(sentence: Any, path: Path, index: int, imgid: int, split: str, seen: dict[int, int]) -> tuple:
