@@ -3,7 +3,7 @@
 Everything is written into a temporary sibling (`.<name>.<random>.partial`) and renamed into place. When
 a folder already exists (a checkpoint saved again), it is first renamed aside (`.<name>.<random>.old`),
 then the new one takes its name, then the old one is deleted: a crash between the two renames leaves the
-old one aside, and `resolve` finds it. `stale_temporaries` lists what killed writers left behind.
+old one aside, and `resolve` finds it. `clean_temporaries` tidies what killed writers left behind.
 """
 
 from __future__ import annotations
@@ -67,16 +67,32 @@ def resolve(final: str | Path, complete: str) -> Path | None:
 
 
 def stale_temporaries(folder: str | Path) -> list[Path]:
-    """Temporaries under `folder` that an interrupted writer left (only safe to delete when no writer runs)."""
+    """Temporaries under `folder` that an interrupted writer left behind."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
     return sorted(p for pattern in (f".*{PARTIAL}", f".*{RETIRED}") for p in folder.rglob(pattern))
 
 
-def remove_stale_temporaries(folder: str | Path) -> list[Path]:
-    """Delete what `stale_temporaries` finds; call it only while holding the folder's lock."""
-    found = stale_temporaries(folder)
-    for path in found:
+def clean_temporaries(folder: str | Path) -> list[Path]:
+    """Remove what interrupted writers left under `folder`, restoring a folder a crash left aside mid-swap.
+
+    Call it only while holding the folder's lock (no writer may be running). Returns what was removed.
+    """
+    removed = []
+    for path in stale_temporaries(folder):
+        if not path.exists():
+            continue
+        if path.name.endswith(RETIRED):
+            name = _final_name(path)
+            final, aside = path.parent / name, path / name
+            if aside.exists() and not final.exists():
+                os.replace(aside, final)  # the swap died between its two renames: the old copy is the only one
         _remove(path)
-    return found
+        removed.append(path)
+    return removed
+
+
+def _final_name(retired: Path) -> str:
+    """`.<name>.<random>.old` -> `<name>` (names may contain dots; the random part never does)."""
+    return retired.name[1:].rsplit(".", 2)[0]

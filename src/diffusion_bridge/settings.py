@@ -2,10 +2,11 @@
 
 from kedro.config import OmegaConfigLoader
 
-from diffusion_bridge.hooks import ReportHooks
+from diffusion_bridge.runs.hooks import ReportHooks, RunHooks
 
-# Prints the reports that a run produced (gap, alignment, captioning) once the run ends.
-HOOKS = (ReportHooks(),)
+# RunHooks: lock, run manifest, lineage checks, stage publication (see diffusion_bridge.runs.hooks);
+# ReportHooks: prints the run's reports and each node's wall time once the run ends.
+HOOKS = (RunHooks(), ReportHooks())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -129,3 +129,11 @@ def caption_summary(report: Mapping[str, Any]) -> str:
         values = report["metrics"][name]
         lines.append(f"{name:<28}" + "".join(f"{100 * values[c]:>9.1f}" if c in values else f"{'–':>9}" for c in columns))
     return "\n".join(lines)
+
+
+def node_times_summary(seconds: Mapping[str, float], total: float) -> str:
+    """Where the run's minutes went: each node's wall time, slowest first, and the run's total."""
+    width = max(len(name) for name in seconds)
+    lines = [f"Node wall times (total {total:.1f} s)"]
+    lines += [f"  {name:<{width}}  {s:7.1f} s  {100 * s / total:5.1f}%" for name, s in sorted(seconds.items(), key=lambda kv: -kv[1])]
+    return "\n".join(lines)
