@@ -37,3 +37,15 @@ def resolve_class(dotted: str) -> type:
     """The class a catalog entry names by its dotted path (e.g. `artifact_type`, `record_type`)."""
     module, _, name = dotted.rpartition(".")
     return getattr(import_module(module), name)
+
+
+def shortened(value: Any, items: int = 3, text: int = 200) -> Any:
+    """A JSON value cut down for a preview: lists to their first `items`, long strings to `text` characters."""
+    if isinstance(value, dict):
+        return {k: shortened(v, items, text) for k, v in value.items()}
+    if isinstance(value, list):
+        head = [shortened(v, items, text) for v in value[:items]]
+        return head + ([f"… {len(value) - items} more"] if len(value) > items else [])
+    if isinstance(value, str) and len(value) > text:
+        return value[:text] + "…"
+    return value

@@ -6,13 +6,15 @@ classmethod `load(directory, **load_args)`; the library owns the file format, th
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from kedro.io import Version
+from kedro_datasets._typing import JSONPreview
 
 from diffusion_bridge.atomic import atomic_path
-from diffusion_bridge.datasets._versioned import LocalVersionedDataset, resolve_class
+from diffusion_bridge.datasets._versioned import LocalVersionedDataset, resolve_class, shortened
 
 
 class ArtifactDirectoryDataset(LocalVersionedDataset):
@@ -39,6 +41,14 @@ class ArtifactDirectoryDataset(LocalVersionedDataset):
             raise TypeError(f"{self}: expected a {self._artifact_type}, got {type(data).__name__}")
         with atomic_path(self._save_path(), directory=True) as tmp:
             data.save(Path(tmp))
+
+    def preview(self, items: int = 3) -> JSONPreview:
+        """The folder's files with their sizes, and its JSON configuration, cut down (kedro-viz)."""
+        folder = self._load_path()
+        files = {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
+        configs = {name: shortened(json.loads((folder / name).read_text(encoding="utf-8")), items)
+                   for name in files if name.endswith(".json") and files[name] < 1_000_000}
+        return JSONPreview(json.dumps({"type": self._artifact_type, "files (bytes)": files, **configs}, indent=2))
 
     def _describe(self) -> dict[str, Any]:
         return {**super()._describe(), "artifact_type": self._artifact_type}

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import html
 import json
 from typing import Any
 
+from kedro_datasets._typing import HTMLPreview, JSONPreview
+
 from diffusion_bridge.atomic import atomic_path
-from diffusion_bridge.datasets._versioned import LocalVersionedDataset
+from diffusion_bridge.datasets._versioned import LocalVersionedDataset, shortened
 
 
 class JSONDocumentDataset(LocalVersionedDataset):
@@ -25,6 +28,10 @@ class JSONDocumentDataset(LocalVersionedDataset):
             with tmp.open("w", encoding="utf-8") as f:
                 json.dump(data, f, indent=self._indent, allow_nan=False)
 
+    def preview(self, items: int = 3) -> JSONPreview:
+        """The document with long lists cut to their first `items` entries (kedro-viz)."""
+        return JSONPreview(json.dumps(shortened(self.load(), items), indent=2, ensure_ascii=False))
+
 
 class TextDocumentDataset(LocalVersionedDataset):
     """A text file (Markdown reports)."""
@@ -35,3 +42,9 @@ class TextDocumentDataset(LocalVersionedDataset):
     def save(self, data: str) -> None:
         with atomic_path(self._save_path()) as tmp:
             tmp.write_text(data, encoding="utf-8")
+
+    def preview(self, characters: int = 20_000) -> HTMLPreview:
+        """The report as preformatted text (kedro-viz)."""
+        text = self.load()
+        cut = text[:characters] + ("\n…" if len(text) > characters else "")
+        return HTMLPreview(f"<pre style='white-space: pre-wrap'>{html.escape(cut)}</pre>")

@@ -6,6 +6,8 @@ from typing import Any
 
 import torch
 from kedro.io import Version
+from kedro_datasets._typing import TablePreview
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from diffusion_bridge.atomic import atomic_path
@@ -36,6 +38,19 @@ class SafetensorsDataset(LocalVersionedDataset):
         tensors = {k: v.detach().to("cpu").contiguous() for k, v in data.items()}
         with atomic_path(self._save_path()) as tmp:
             save_file(tensors, str(tmp))
+
+    def preview(self, rows: int = 3) -> TablePreview:
+        """One line per tensor: shape, dtype and its first rows, read without loading the rest (kedro-viz)."""
+        data = []
+        with safe_open(self._load_path(), framework="pt") as tensors:
+            for name in tensors.keys():
+                part = tensors.get_slice(name)
+                shape = part.get_shape()
+                head = part[:rows] if shape else tensors.get_tensor(name)
+                values = head.double().round(decimals=4).tolist() if head.is_floating_point() else head.tolist()
+                data.append([name, str(tuple(shape)), str(head.dtype).removeprefix("torch."), str(values)[:300]])
+        return TablePreview({"columns": ["tensor", "shape", "dtype", f"first {rows} rows"], "index": list(range(len(data))),
+                             "data": data})
 
     def _describe(self) -> dict[str, Any]:
         return {**super()._describe(), "record_type": self._record_type}
