@@ -1,0 +1,123 @@
+"""Whole runs under faults, on the `smoke` environment (a 48-image corpus, a few steps per stage):
+parameters refused before any node, a second run refused while one holds the project, a killed `prepare`
+that leaves the previous set usable, mixed versions refused, temporaries of killed writes tidied, and
+replays that refuse changed or missing inputs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from diffusion_bridge.errors import ConfigError, LineageError, ReplayError, WorkdirError
+from diffusion_bridge.locks import exclusive_lock
+from diffusion_bridge.runs.replay import plan_replay, read_manifest, replay
+
+pytestmark = pytest.mark.slow
+KILLED_RUN = Path(__file__).with_name("killed_run.py")
+HANG_GUARD_S = 1800
+
+
+def manifest(project, version: str) -> dict:
+    return json.loads((project.path / "data/09_tracking/run_manifest.json" / version / "run_manifest.json").read_text())
+
+
+def versions(project, relative: str) -> list[str]:
+    folder = project.path / relative
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+@pytest.fixture(scope="module")
+def smoke(kedro_project_factory):
+    """A project that has run `prepare`, `train` and `bridge` once on the smoke corpus."""
+    project = kedro_project_factory("reliability")
+    project.run(["prepare", "train", "bridge"], env="smoke")
+    return project
+
+
+def test_bad_parameters_stop_the_run_before_any_node(kedro_project):
+    for params, named in (({"bridge": {"batch_size": 0}}, "batch_size=0"),
+                          ({"diffusion": {"preset": "nonsense"}}, "diffusion.preset='nonsense': use one of ['fast', 'reference']"),
+                          ({"bridge": {"t0": 5000}}, "t0=5000 must lie in [0, 1000]"),
+                          ({"embedding": {"image_batch_size": 0}}, "embedding.image_batch_size=0")):
+        with pytest.raises(ConfigError) as info:
+            kedro_project.run(env="smoke", params=params)
+        assert named in str(info.value)
+    assert not list((kedro_project.path / "data").rglob("*.parquet"))  # nothing was computed or saved
+    assert not (kedro_project.path / "data" / "09_tracking").exists()
+
+
+def test_a_second_run_is_refused_while_another_holds_the_project(smoke):
+    before = versions(smoke, "data/04_feature/modality_means.safetensors")
+    with exclusive_lock(smoke.path / "data", owner="kedro run (another terminal)"):
+        with pytest.raises(WorkdirError, match=r"in use by kedro run \(another terminal\).*Fix: wait"):
+            smoke.run(["bridge"], env="smoke")
+    assert versions(smoke, "data/04_feature/modality_means.safetensors") == before
+
+
+def test_a_prepare_killed_inside_a_save_leaves_the_previous_set_usable(smoke):
+    first = smoke.run_versions[0]
+    # the 7th atomic swap of a prepare run falls inside saving the image embeddings (tables, labels, CLIP come first)
+    done = subprocess.run([sys.executable, str(KILLED_RUN), str(smoke.path), "smoke", "prepare",
+                           "diffusion_bridge.atomic:_swap_into_place", "7"], capture_output=True, text=True, timeout=HANG_GUARD_S)
+    assert done.returncode == -9, done.stderr[-2000:]
+    killed = sorted(p.name for p in (smoke.path / "data/09_tracking/run_manifest.json").iterdir())[-1]
+    assert killed != first and (smoke.path / "data/02_intermediate/images.parquet" / killed).exists()
+
+    smoke.run(["bridge"], env="smoke")  # the next run tidies after the killed one, then bridges the old set
+    record = manifest(smoke, killed)
+    assert record["status"] == "killed" and "02_intermediate/images.parquet/" + killed in record["withdrawn"]
+    assert not (smoke.path / "data/02_intermediate/images.parquet" / killed).exists()
+    assert (smoke.path / "data/.incomplete" / killed / "02_intermediate/images.parquet" / killed).is_dir()
+    assert not list((smoke.path / "data").rglob("*.partial"))
+    loaded = manifest(smoke, smoke.run_versions[-1])["loaded"]
+    assert {loaded[n]["version"] for n in ("image_embeddings_val", "modality_means", "diffusion_model")} == {first}
+
+
+def test_artifacts_of_different_runs_are_not_combined(smoke):
+    smoke.run(["prepare"], env="smoke")  # a second CLIP and second embeddings
+    old, new = smoke.run_versions[0], smoke.run_versions[-1]
+    with pytest.raises(LineageError) as info:
+        smoke.run(["bridge"], env="smoke", load_versions={"image_embeddings_val": old})
+    message = str(info.value)
+    assert "bridge_images" in message and old in message and new in message and "--load-versions" in message
+
+
+def test_temporaries_of_killed_writes_are_tidied_and_a_swap_cut_short_is_undone(smoke):
+    data = smoke.path / "data"
+    (data / "07_model_output" / ".orphan.abc123.partial").write_bytes(b"half")
+    checkpoint = data / "06_models" / "somewhere" / "checkpoint"
+    aside = data / "06_models" / "somewhere" / ".checkpoint.k7x9.old" / "checkpoint"
+    aside.mkdir(parents=True)
+    (aside / "config.json").write_text("{}")  # a save died between its two renames: only the old copy exists
+    smoke.run(["bridge"], env="smoke")
+    assert not list(data.rglob("*.partial")) and not list(data.rglob("*.old"))
+    assert (checkpoint / "config.json").read_text() == "{}"
+
+
+def test_replay_reproduces_a_run_and_refuses_changed_or_missing_inputs(smoke):
+    smoke.run(["evaluate"], env="smoke")
+    recorded = smoke.run_versions[-1]
+    manifest_file = smoke.path / "data/09_tracking/run_manifest.json" / recorded / "run_manifest.json"
+    plan, _ = replay(manifest_file, smoke.path)
+    assert plan.load_versions["diffusion_model"] == manifest(smoke, recorded)["loaded"]["diffusion_model"]["version"]
+    replayed = sorted(p.name for p in (smoke.path / "data/09_tracking/run_manifest.json").iterdir())[-1]
+    metrics = [json.loads((smoke.path / "data/08_reporting/alignment_metrics.json" / v / "alignment_metrics.json").read_text())
+               for v in (recorded, replayed)]
+    assert metrics[0] == metrics[1]
+
+    record = read_manifest(manifest_file)
+    means = Path(smoke.path / record["loaded"]["modality_means"]["path"])
+    original = means.read_bytes()
+    means.write_bytes(original[:-4] + b"\0\0\0\0")  # tampered
+    with pytest.raises(ReplayError, match=rf"modality_means version {record['loaded']['modality_means']['version']} has changed"):
+        plan_replay(record, smoke.path)
+    means.write_bytes(original)
+    moved = means.parent.with_name("moved-away")
+    means.parent.rename(moved)
+    with pytest.raises(ReplayError, match=r"modality_means version .* no longer exists.*`ls .*modality_means.safetensors`"):
+        plan_replay(record, smoke.path)
+    moved.rename(means.parent)
