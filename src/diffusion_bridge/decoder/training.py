@@ -16,17 +16,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from diffusion_bridge.errors import ConfigError
+from diffusion_bridge.errors import ConfigError, InputError
 from diffusion_bridge.progress import progress_bar
+from diffusion_bridge.training.optim import lr_scheduler, make_optimizer
+from diffusion_bridge.training.precision import PRECISIONS, Precision, optimizer_step
 
-from .model import InputError, PrefixCaptioner
+from .model import PrefixCaptioner
 from .vocabulary import CaptionVocabulary
 
 log = logging.getLogger(__name__)
-
-_PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
 
 
 @dataclass(frozen=True)
@@ -54,9 +52,9 @@ class DecoderTrainConfig:
                 f"warmup_steps={self.warmup_steps}, weight_decay={self.weight_decay}, "
                 f"noise_std={self.noise_std} must all be >= 0."
             )
-        if self.precision not in _PRECISIONS:
+        if self.precision not in PRECISIONS:
             raise ConfigError(
-                f"precision={self.precision!r} is not one of {sorted(_PRECISIONS)}; set it in the decoder parameters."
+                f"precision={self.precision!r} is not one of {sorted(PRECISIONS)}; set it in the decoder parameters."
             )
         if self.max_tokens is not None and self.max_tokens < 2:
             raise ConfigError(f"max_tokens={self.max_tokens} must leave room for a word and the end token.")
@@ -86,17 +84,6 @@ def caption_tokens(vocab: CaptionVocabulary, captions: Sequence[str],
     for row, ids in enumerate(encoded):
         tokens[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
     return tokens, lengths
-
-
-def linear_warmup_decay(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
-    """LR factor: 0 -> 1 over `warmup_steps`, then linearly to 0 at `total_steps` (HF's linear schedule)."""
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return step / max(1, warmup_steps)
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
-
-    return factor
 
 
 def _check_inputs(model: PrefixCaptioner, vocab: CaptionVocabulary, embeddings: torch.Tensor,
@@ -145,10 +132,13 @@ def train_decoder(model: PrefixCaptioner, vocab: CaptionVocabulary, embeddings: 
     n = data.shape[0]
     steps_per_epoch = math.ceil(n / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_warmup_decay(config.warmup_steps, total_steps))
-    amp_dtype = _PRECISIONS[config.precision] if device.type == "cuda" else None
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype is torch.float16)
+    # Weight decay on every parameter, as the reference's `AdamW(model.parameters())` (not matrices only).
+    optimizer = make_optimizer("adamw", [{"params": list(model.parameters()), "weight_decay": config.weight_decay}],
+                               config.lr, device=device)
+    optimizer.zero_grad(set_to_none=True)
+    schedule = lr_scheduler(optimizer, "linear", config.warmup_steps, total_steps)  # the reference's schedule
+    precision = Precision(config.precision, device)
+    scaler = precision.grad_scaler()
 
     history: list[dict[str, Any]] = []
     best_state, best_score, best_epoch = None, None, 0
@@ -169,12 +159,9 @@ def train_decoder(model: PrefixCaptioner, vocab: CaptionVocabulary, embeddings: 
                 if config.noise_std > 0:
                     noise = torch.randn(x.shape, generator=noise_rng, device=device)
                     x = F.normalize(x + config.noise_std * noise, dim=-1)
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                with precision.autocast():
                     loss = model.loss(x, tokens_d[rows, :length], mask_d[rows, :length])
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
+                optimizer_step(loss, optimizer, scaler, model.parameters())
                 schedule.step()
                 loss_sum += loss.detach()
                 bar.update(1)
