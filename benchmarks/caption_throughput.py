@@ -1,4 +1,4 @@
-"""Captions per second: batched generation (KV cache, many rows per call) vs one caption per call.
+"""Captions per second: batched generation (transformers' `generate`, KV cache, many rows per call) vs one per call.
 
 The reference (`eval/predict.py: generate2`) decodes one image at a time with no cache; this measures
 what batching buys on the same decoder and device. The decoder is randomly initialised (no download),

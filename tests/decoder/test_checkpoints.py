@@ -35,6 +35,28 @@ def test_overwrite_is_atomic_and_leaves_no_temporaries(overfit, tmp_path):
     assert load_decoder(target)[2] == {"run": 2}
 
 
+def test_failed_overwrite_keeps_the_old_checkpoint(overfit, tmp_path):
+    class Broken:
+        def to_json(self):
+            raise RuntimeError("disk full")
+
+    target = tmp_path / "decoder"
+    save_decoder(target, overfit.model, overfit.vocab, {"run": 1})
+    with pytest.raises(RuntimeError, match="disk full"):
+        save_decoder(target, overfit.model, Broken(), {"run": 2})
+    assert [p.name for p in tmp_path.iterdir()] == ["decoder"]
+    assert load_decoder(target)[2] == {"run": 1}
+
+
+def test_a_copy_left_aside_mid_swap_still_loads(overfit, tmp_path):
+    target = tmp_path / "decoder"
+    save_decoder(target, overfit.model, overfit.vocab, {"run": 1})
+    aside = tmp_path / ".decoder.x1.old"  # what a crash between atomic_path's two renames leaves
+    aside.mkdir()
+    target.rename(aside / "decoder")
+    assert load_decoder(target)[2] == {"run": 1}
+
+
 def test_wrong_embedding_dim_names_file_dims_and_fix(overfit, tmp_path):
     save_decoder(tmp_path / "decoder", overfit.model, overfit.vocab, {})
     with pytest.raises(CheckpointError) as error:

@@ -1,9 +1,10 @@
-"""Batched, cached generation against naive one-caption-at-a-time decoding without a cache."""
+"""Generation through transformers' `generate` against naive one-caption-at-a-time decoding without a cache."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from diffusion_bridge.decoder import ClipBpeVocabulary, generate
 
@@ -32,22 +33,28 @@ def naive_greedy(model, vocab, embeddings, max_length):
 
 
 def naive_beam(model, vocab, embeddings, max_length, k):
-    """Plain-list beam search ranked by mean token log-prob; finished beams are carried unchanged."""
+    """transformers' beam rule (length_penalty 1, early_stopping False) in plain lists, as generation.py states it.
+
+    Live beams: the k best continuations by summed log-prob that did not end. Finished pool: those among the
+    top k that end (end token, or the last allowed step), scored by mean log-prob per token; it keeps k. Stop
+    when the pool is full and the best live beam's mean does not beat the pool's worst; return the pool's best.
+    """
     captions = []
     for e in embeddings:
-        beams = [([], 0.0, False)]
-        for _ in range(max_length):
+        live, pool = [([], 0.0)], []
+        for step in range(max_length):
             candidates = []
-            for ids, total, done in beams:
-                if done:
-                    candidates.append((ids, total, True))
-                    continue
+            for ids, total in live:
                 logp = _next_logprobs(model, e, ids)
-                candidates += [(ids + [v], total + float(logp[v]), v == vocab.eos_id) for v in range(len(logp))]
-            beams = sorted(candidates, key=lambda b: b[1] / len(b[0]), reverse=True)[:k]
-            if all(done for _, _, done in beams):
+                candidates += [(ids + [v], total + float(logp[v])) for v in range(len(logp))]
+            top = sorted(candidates, key=lambda c: c[1], reverse=True)[: 2 * k]
+            last = step == max_length - 1
+            ended = [c for c in top[:k] if last or c[0][-1] == vocab.eos_id]
+            pool = sorted(pool + [(ids, total / len(ids)) for ids, total in ended], key=lambda c: c[1], reverse=True)[:k]
+            live = [c for c in top if not (last or c[0][-1] == vocab.eos_id)][:k]
+            if not live or (len(pool) == k and live[0][1] / len(live[0][0]) <= pool[-1][1]):
                 break
-        captions.append(vocab.decode(max(beams, key=lambda b: b[1] / len(b[0]))[0]))
+        captions.append(vocab.decode(pool[0][0]))
     return captions
 
 
@@ -56,7 +63,10 @@ def test_greedy_reproduces_the_overfitted_captions(overfit):
 
 
 def test_greedy_is_deterministic_and_equals_naive_decoding(overfit, make_model, make_embeddings):
-    x = make_embeddings(5, seed=3)
+    """The library's greedy decoding (KV cache, batched rows, padding after the end token) is a plain argmax."""
+    # random directions, the training inputs, and points near them (captions that end at many lengths)
+    near = F.normalize(overfit.embeddings + 0.35 * make_embeddings(8, seed=9), dim=-1)
+    x = torch.cat([make_embeddings(5, seed=3), overfit.embeddings, near])
     random_model = make_model(VOCAB.vocab_size, seed=2, spread=True)
     for model, vocab in [(overfit.model, overfit.vocab), (random_model, VOCAB)]:
         batched = generate(model, vocab, x, max_length=12)
@@ -73,12 +83,29 @@ def test_beam_of_one_is_greedy(overfit, make_model, make_embeddings):
         assert generate(model, vocab, x, method="beam", beam_size=1, max_length=10) == greedy
 
 
-def test_batched_beam_equals_naive_beam(overfit, make_model, make_embeddings):
-    x = make_embeddings(3, seed=6)
+def test_batched_beam_follows_the_documented_rule(overfit, make_model, make_embeddings):
+    near = F.normalize(overfit.embeddings[:3] + 0.35 * make_embeddings(3, seed=8), dim=-1)
+    x = torch.cat([make_embeddings(3, seed=6), near])
     random_model = make_model(VOCAB.vocab_size, seed=7, spread=True)
     for model, vocab in [(overfit.model, overfit.vocab), (random_model, VOCAB)]:
-        batched = generate(model, vocab, x, method="beam", beam_size=3, max_length=6, batch_size=2)
-        assert batched == naive_beam(model, vocab, x, max_length=6, k=3)
+        batched = generate(model, vocab, x, method="beam", beam_size=3, max_length=8, batch_size=4)
+        assert batched == generate(model, vocab, x, method="beam", beam_size=3, max_length=8, batch_size=1)
+        assert batched == naive_beam(model, vocab, x, max_length=8, k=3)
+
+
+def test_model_generation_defaults_do_not_change_the_decoding(overfit, make_embeddings):
+    """A pretrained GPT-2 brings its own generation_config.json; generate() must not follow it."""
+    x = make_embeddings(6, seed=10)
+    expected = {m: generate(overfit.model, overfit.vocab, x, method=m, max_length=12) for m in ("greedy", "beam")}
+    defaults = overfit.model.gpt.generation_config
+    overfit.model.gpt.generation_config = type(defaults)(
+        repetition_penalty=5.0, no_repeat_ngram_size=1, min_new_tokens=6, num_beams=4, length_penalty=-2.0, do_sample=True,
+    )
+    try:
+        for method, captions in expected.items():
+            assert generate(overfit.model, overfit.vocab, x, method=method, max_length=12) == captions
+    finally:
+        overfit.model.gpt.generation_config = defaults
 
 
 def test_bad_arguments_raise(overfit):
@@ -86,3 +113,5 @@ def test_bad_arguments_raise(overfit):
         generate(overfit.model, overfit.vocab, overfit.embeddings, method="sample")
     with pytest.raises(ValueError, match="exceeds the decoder's 64 positions"):
         generate(overfit.model, overfit.vocab, overfit.embeddings, max_length=60)
+    with pytest.raises(ValueError, match="max_length=0"):
+        generate(overfit.model, overfit.vocab, overfit.embeddings, max_length=0)

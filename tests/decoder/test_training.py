@@ -7,7 +7,6 @@ import torch
 from transformers import get_linear_schedule_with_warmup
 
 from diffusion_bridge.decoder import ClipBpeVocabulary, DecoderTrainConfig, caption_tokens, train_decoder
-from diffusion_bridge.decoder.training import linear_warmup_decay
 from diffusion_bridge.errors import ConfigError, InputError
 
 CAPTIONS = ["a dog runs.", "two red cats sleep on a sofa.", "a man rides a bike down the street."]
@@ -29,13 +28,20 @@ def test_caption_tokens_pad_append_eos_and_truncate():
     assert short[2, :3].tolist() == encoded[2][:3]
 
 
-def test_schedule_matches_transformers():
-    param = torch.nn.Parameter(torch.zeros(1))
-    optimizer = torch.optim.SGD([param], lr=1.0)
-    reference = get_linear_schedule_with_warmup(optimizer, num_warmup_steps=7, num_training_steps=30)
-    ours = linear_warmup_decay(7, 30)
-    for step in range(32):
-        assert ours(step) == pytest.approx(reference.lr_lambdas[0](step))
+def test_lr_follows_the_reference_schedule(make_model, make_embeddings):
+    """Warm-up then linear decay to 0 (transformers' get_linear_schedule_with_warmup), stepped once per batch."""
+    vocab = ClipBpeVocabulary.fit(CAPTIONS)
+    config = DecoderTrainConfig(**{**QUICK.__dict__, "epochs": 5, "warmup_steps": 3})
+    result = train_decoder(make_model(vocab.vocab_size), vocab, make_embeddings(3), CAPTIONS, config, progress=False)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=config.lr)
+    reference = get_linear_schedule_with_warmup(optimizer, num_warmup_steps=3, num_training_steps=10)
+    expected = []
+    for _ in range(5):
+        for _ in range(2):  # two batches per epoch
+            optimizer.step()
+            reference.step()
+        expected.append(reference.get_last_lr()[0])
+    assert [h["lr"] for h in result.history] == expected
 
 
 def _state(model):

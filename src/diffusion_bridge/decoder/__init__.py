@@ -1,4 +1,5 @@
-"""The text-only caption decoder (ClipCap style): vocabulary, model, training, generation, checkpoints."""
+"""The text-only caption decoder (ClipCap style): vocabulary, model, training (resumable runs), generation,
+checkpoints."""
 
 from .checkpoints import load_decoder, save_decoder
 from .generation import generate

@@ -1,51 +1,38 @@
 """Decoder checkpoints: a folder of model.safetensors + config.json + vocabulary.json (no pickle).
 
-Written into a temporary sibling folder and renamed into place, so a crash never leaves half a checkpoint.
+Written through `atomic.atomic_path`, so a crash never leaves half a checkpoint under the final name.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_model, save_model
 
+from diffusion_bridge.atomic import atomic_path, resolve
+from diffusion_bridge.errors import CheckpointError
+
 from .model import PrefixCaptioner
-from .vocabulary import CaptionVocabulary, CheckpointError, vocabulary_from_json
+from .vocabulary import CaptionVocabulary, vocabulary_from_json
 
 WEIGHTS, CONFIG, VOCABULARY = "model.safetensors", "config.json", "vocabulary.json"
 FORMAT = "diffusion_bridge.decoder/1"
-
-
 
 
 def save_decoder(directory: str | os.PathLike, model: PrefixCaptioner, vocab: CaptionVocabulary,
                  extra: dict[str, Any] | None = None) -> Path:
     """Write the checkpoint folder atomically; `extra` (JSON-able: scores, settings) goes into config.json."""
     target = Path(directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
     config = {"format": FORMAT, "model": model.config, "extra": dict(extra or {})}
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with atomic_path(target, directory=True) as staging:
         # save_model de-duplicates GPT-2's tied input/output embeddings, which save_file refuses.
         save_model(model, str(staging / WEIGHTS))
         (staging / CONFIG).write_text(json.dumps(config, indent=2))
         (staging / VOCABULARY).write_text(json.dumps(vocab.to_json()))
-        if target.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-            os.replace(target, retired / target.name)
-            os.replace(staging, target)
-            shutil.rmtree(retired)
-        else:
-            os.replace(staging, target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     return target
 
 
@@ -73,7 +60,7 @@ def load_decoder(directory: str | os.PathLike, map_location: str | torch.device 
     With `expected_embed_dim` (the width of the embeddings it will caption) a mismatch raises
     `CheckpointError` before any weights are read.
     """
-    folder = Path(directory)
+    folder = resolve(directory, CONFIG) or Path(directory)  # a copy a crash left aside mid-overwrite counts
     config_path = folder / CONFIG
     config = _read_json(config_path)
     if not isinstance(config, dict) or config.get("format") != FORMAT:

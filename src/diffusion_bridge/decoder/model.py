@@ -6,7 +6,6 @@ D -> (P*H)/2 -> P*H with one Tanh in between, P = 10 prefix tokens of GPT-2's wi
 
 from __future__ import annotations
 
-import inspect
 import json
 from typing import Any
 
@@ -14,16 +13,11 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
-from transformers import GPT2Config, GPT2LMHeadModel, GPT2Model
+from transformers import GPT2Config, GPT2LMHeadModel
 
 from diffusion_bridge.errors import CheckpointError, InputError
 
 PREFIX_LENGTH = 10  # ClipCap / reference `model.prefix_length`
-
-# transformers 5 renamed `past_key_values` to `cache`; speak whichever the installed one expects.
-_CACHE_ARG = "cache" if "cache" in inspect.signature(GPT2Model.forward).parameters else "past_key_values"
-
-
 
 
 def _mapper(embed_dim: int, prefix_length: int, width: int) -> nn.Sequential:
@@ -131,9 +125,3 @@ class PrefixCaptioner(nn.Module):
         per_token = F.cross_entropy(rearrange(logits.float(), "b l v -> b v l"), tokens, reduction="none")
         weights = mask.to(per_token.dtype)
         return (per_token * weights).sum() / weights.sum().clamp_min(1.0)
-
-    def step(self, inputs: torch.Tensor, cache: Any = None) -> tuple[torch.Tensor, Any]:
-        """One cached decoding step: input embeddings [B, T, H] -> (last-position logits [B, V], cache)."""
-        out = self.gpt.transformer(inputs_embeds=inputs, use_cache=True, **{_CACHE_ARG: cache})
-        new_cache = out.cache if _CACHE_ARG == "cache" else out.past_key_values
-        return self.gpt.lm_head(out[0][:, -1]), new_cache

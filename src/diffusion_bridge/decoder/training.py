@@ -2,6 +2,7 @@
 
 The data live on the device as three tensors (inputs, pre-padded tokens, lengths); a batch is an index
 into them, so there is no DataLoader and no per-row Python work. The loss is read back once per epoch.
+Given a workdir, every epoch ends with a checkpoint (`runs.py`) and a rerun resumes from the last one.
 """
 
 from __future__ import annotations
@@ -11,22 +12,22 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from diffusion_bridge.errors import ConfigError
+from diffusion_bridge.errors import ConfigError, InputError
 from diffusion_bridge.progress import progress_bar
+from diffusion_bridge.training.optim import lr_scheduler, make_optimizer
+from diffusion_bridge.training.precision import PRECISIONS, Precision, optimizer_step
 
-from .model import InputError, PrefixCaptioner
+from .model import PrefixCaptioner
+from .runs import Progress, load_epoch, run_fingerprint, run_folder, save_epoch, tensor_digest
 from .vocabulary import CaptionVocabulary
 
 log = logging.getLogger(__name__)
-
-_PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,9 @@ class DecoderTrainConfig:
                 f"warmup_steps={self.warmup_steps}, weight_decay={self.weight_decay}, "
                 f"noise_std={self.noise_std} must all be >= 0."
             )
-        if self.precision not in _PRECISIONS:
+        if self.precision not in PRECISIONS:
             raise ConfigError(
-                f"precision={self.precision!r} is not one of {sorted(_PRECISIONS)}; set it in the decoder parameters."
+                f"precision={self.precision!r} is not one of {sorted(PRECISIONS)}; set it in the decoder parameters."
             )
         if self.max_tokens is not None and self.max_tokens < 2:
             raise ConfigError(f"max_tokens={self.max_tokens} must leave room for a word and the end token.")
@@ -73,6 +74,8 @@ class DecoderTrainResult:
     steps: int = 0
     max_tokens: int = 0
     config: dict[str, Any] = field(default_factory=dict)
+    complete: bool = True  # False when `stop_after_epochs` ended the run early
+    run_dir: str | None = None  # the run's folder under the workdir, when checkpointed
 
 
 def caption_tokens(vocab: CaptionVocabulary, captions: Sequence[str],
@@ -86,17 +89,6 @@ def caption_tokens(vocab: CaptionVocabulary, captions: Sequence[str],
     for row, ids in enumerate(encoded):
         tokens[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
     return tokens, lengths
-
-
-def linear_warmup_decay(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
-    """LR factor: 0 -> 1 over `warmup_steps`, then linearly to 0 at `total_steps` (HF's linear schedule)."""
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return step / max(1, warmup_steps)
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
-
-    return factor
 
 
 def _check_inputs(model: PrefixCaptioner, vocab: CaptionVocabulary, embeddings: torch.Tensor,
@@ -123,12 +115,19 @@ def _cpu_copy(model: PrefixCaptioner) -> dict[str, torch.Tensor]:
 def train_decoder(model: PrefixCaptioner, vocab: CaptionVocabulary, embeddings: torch.Tensor,
                   captions: Sequence[str], config: DecoderTrainConfig,
                   validate: Callable[[PrefixCaptioner], float] | None = None,
-                  progress: bool = True) -> DecoderTrainResult:
+                  progress: bool = True, *, workdir: str | Path | None = None, validation_key: Any = None,
+                  stop_after_epochs: int | None = None) -> DecoderTrainResult:
     """Train on (embedding, caption) pairs; keep the weights with the best `validate` score (higher wins).
 
     `embeddings` [N, D] are already unit vectors in the decoder's input space. With `noise_std` > 0,
     Gaussian noise is added and the result re-normalised (CapDec). The model is left holding the chosen
     weights, in eval mode. Runs on whatever device the model is on; seeded, and deterministic on CPU.
+
+    With `workdir`, the run checkpoints into `workdir/<fingerprint>/` after every epoch and a rerun resumes
+    from the last complete epoch, ending bit-identical to an uninterrupted run (a finished run is returned
+    without training). `validation_key` (JSON-able: the validation data's digest, the metric) joins the
+    fingerprint, since `validate` itself cannot be compared. `stop_after_epochs` ends the run after that
+    many epochs, as an interruption would (the result then has `complete=False`).
     """
     _check_inputs(model, vocab, embeddings, captions)
     device = next(model.parameters()).device
@@ -138,66 +137,91 @@ def train_decoder(model: PrefixCaptioner, vocab: CaptionVocabulary, embeddings: 
             f"captions of up to {tokens.shape[1]} tokens plus a {model.prefix_length}-token prefix exceed the "
             f"decoder's {model.max_positions} positions; set max_tokens or build it with larger n_positions."
         )
+    if stop_after_epochs is not None and stop_after_epochs < 1:
+        raise ConfigError(f"stop_after_epochs={stop_after_epochs} must be >= 1 (or None to train every epoch).")
     data = embeddings.to(device=device, dtype=torch.float32)
     tokens_d = tokens.to(device)
     mask_d = torch.arange(tokens.shape[1], device=device) < lengths.to(device)[:, None]
+    folder = fingerprint = None
+    if workdir is not None:  # before any step: the fingerprint holds the initial weights
+        fingerprint = run_fingerprint(model, asdict(config), device, tensor_digest(data, tokens, lengths), validation_key)
+        folder = run_folder(workdir, fingerprint)
 
     n = data.shape[0]
     steps_per_epoch = math.ceil(n / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_warmup_decay(config.warmup_steps, total_steps))
-    amp_dtype = _PRECISIONS[config.precision] if device.type == "cuda" else None
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype is torch.float16)
+    # Weight decay on every parameter, as the reference's `AdamW(model.parameters())` (not matrices only).
+    optimizer = make_optimizer("adamw", [{"params": list(model.parameters()), "weight_decay": config.weight_decay}],
+                               config.lr, device=device)
+    optimizer.zero_grad(set_to_none=True)
+    schedule = lr_scheduler(optimizer, "linear", config.warmup_steps, total_steps)  # the reference's schedule
+    precision = Precision(config.precision, device)
+    scaler = precision.grad_scaler()
 
-    history: list[dict[str, Any]] = []
-    best_state, best_score, best_epoch = None, None, 0
+    end = config.epochs if stop_after_epochs is None else min(config.epochs, stop_after_epochs)
     fork_devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=fork_devices), progress_bar(total=total_steps, desc="decoder",
-                                                                    enabled=progress) as bar:
+    with torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(config.seed)  # dropout inside GPT-2
-        order_rng = torch.Generator().manual_seed(config.seed)
-        noise_rng = torch.Generator(device=device).manual_seed(config.seed + 1)
-        for epoch in range(1, config.epochs + 1):
-            model.train()
-            started = time.perf_counter()
-            loss_sum = torch.zeros((), device=device)
-            for batch in torch.randperm(n, generator=order_rng).split(config.batch_size):
-                length = int(lengths[batch].max())  # CPU tensors: no device sync
-                rows = batch.to(device, non_blocking=True)
-                x = data[rows]
-                if config.noise_std > 0:
-                    noise = torch.randn(x.shape, generator=noise_rng, device=device)
-                    x = F.normalize(x + config.noise_std * noise, dim=-1)
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    loss = model.loss(x, tokens_d[rows, :length], mask_d[rows, :length])
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                schedule.step()
-                loss_sum += loss.detach()
-                bar.update(1)
+        generators = {"order": torch.Generator().manual_seed(config.seed),
+                      "noise": torch.Generator(device=device).manual_seed(config.seed + 1)}
+        state = Progress()
+        if folder is not None:
+            resumed = load_epoch(folder, fingerprint, model, optimizer, schedule, scaler, generators, device)
+            if resumed is not None:
+                state = resumed
+                log.info("decoder: resuming %s after epoch %d of %d", folder, state.epoch, config.epochs)
+        with progress_bar(total=total_steps, initial=state.epoch * steps_per_epoch, desc="decoder",
+                          enabled=progress) as bar:
+            for epoch in range(state.epoch + 1, end + 1):
+                started = time.perf_counter()
+                loss = _train_epoch(model, data, tokens_d, mask_d, lengths, config, optimizer, schedule, scaler,
+                                    precision, generators, bar)
+                record = {"epoch": epoch, "train_loss": loss, "lr": schedule.get_last_lr()[0], "val_score": None}
+                last = epoch == config.epochs
+                if validate is not None and (config.eval_every_epoch or last):
+                    model.eval()
+                    record["val_score"] = float(validate(model))
+                record["seconds"] = time.perf_counter() - started
+                state.history.append(record)
+                bar.set_postfix(loss=f"{record['train_loss']:.3f}", val=record["val_score"])
+                log.info("decoder epoch %d: %s", epoch, record)
 
-            record = {"epoch": epoch, "train_loss": float(loss_sum) / steps_per_epoch,
-                      "lr": schedule.get_last_lr()[0], "val_score": None}
-            last = epoch == config.epochs
-            if validate is not None and (config.eval_every_epoch or last):
-                model.eval()
-                record["val_score"] = float(validate(model))
-            record["seconds"] = time.perf_counter() - started
-            history.append(record)
-            bar.set_postfix(loss=f"{record['train_loss']:.3f}", val=record["val_score"])
-            log.info("decoder epoch %d: %s", epoch, record)
+                score = record["val_score"]
+                improved = score is not None and (state.best_score is None or score > state.best_score)
+                if improved or (validate is None and last):
+                    state.best_state, state.best_score, state.best_epoch = _cpu_copy(model), score, epoch
+                state.epoch = epoch
+                if folder is not None:
+                    save_epoch(folder, fingerprint, model, state, optimizer, schedule, scaler, generators, device)
 
-            score = record["val_score"]
-            improved = score is not None and (best_score is None or score > best_score)
-            if improved or (validate is None and last):
-                best_state, best_score, best_epoch = _cpu_copy(model), score, epoch
-
-    if best_state is None:  # validate kept returning nothing better than nothing: keep the last weights
-        best_state, best_epoch = _cpu_copy(model), config.epochs
-    model.load_state_dict(best_state)
+    if state.best_state is None:  # validate kept returning nothing better than nothing: keep the last weights
+        state.best_state, state.best_epoch = _cpu_copy(model), state.epoch
+    model.load_state_dict(state.best_state)
     model.eval()
-    return DecoderTrainResult(best_state, best_epoch, best_score, history, total_steps,
-                              int(tokens.shape[1]), asdict(config))
+    return DecoderTrainResult(state.best_state, state.best_epoch, state.best_score, state.history, total_steps,
+                              int(tokens.shape[1]), asdict(config), complete=state.epoch == config.epochs,
+                              run_dir=None if folder is None else str(folder))
+
+
+def _train_epoch(model: PrefixCaptioner, data: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor,
+                 lengths: torch.Tensor, config: DecoderTrainConfig, optimizer: torch.optim.Optimizer,
+                 schedule: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler | None,
+                 precision: Precision, generators: dict[str, torch.Generator], bar) -> float:
+    """One pass over the data in a seeded random order; the mean batch loss."""
+    model.train()
+    loss_sum = torch.zeros((), device=data.device)
+    batches = torch.randperm(data.shape[0], generator=generators["order"]).split(config.batch_size)
+    for batch in batches:
+        length = int(lengths[batch].max())  # CPU tensors: no device sync
+        rows = batch.to(data.device, non_blocking=True)
+        x = data[rows]
+        if config.noise_std > 0:
+            noise = torch.randn(x.shape, generator=generators["noise"], device=data.device)
+            x = F.normalize(x + config.noise_std * noise, dim=-1)
+        with precision.autocast():
+            loss = model.loss(x, tokens[rows, :length], mask[rows, :length])
+        optimizer_step(loss, optimizer, scaler, model.parameters())
+        schedule.step()
+        loss_sum += loss.detach()
+        bar.update(1)
+    return float(loss_sum) / len(batches)

@@ -4,10 +4,12 @@ trained with or without diffusion augmentation)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -17,6 +19,7 @@ from torch import Tensor
 from diffusion_bridge.decoder.checkpoints import CaptionDecoder
 from diffusion_bridge.decoder.generation import generate
 from diffusion_bridge.decoder.model import PrefixCaptioner
+from diffusion_bridge.decoder.runs import tensor_digest
 from diffusion_bridge.decoder.training import DecoderTrainConfig, train_decoder
 from diffusion_bridge.decoder.vocabulary import ClipBpeVocabulary, GPT2Vocabulary
 from diffusion_bridge.devices import resolve_device
@@ -79,9 +82,11 @@ def fit_decoder(
     selection_metric: str,
     device: torch.device,
     progress: bool = True,
+    workdir: str | Path | None = None,
 ) -> CaptionDecoder:
     """Train on (text-side input, caption) pairs only; keep the epoch whose captions of the validation
-    representation score best."""
+    representation score best. With `workdir` (the caption stage: `data/06_models/decoder_runs/<name>`) the
+    run checkpoints every epoch and a rerun resumes where an interrupted one stopped."""
     with torch.random.fork_rng():  # initial weights from the run's seed, not from global state
         torch.manual_seed(int(training.get("seed", 0)))
         model, vocab = new_decoder(backbone, int(inputs.shape[1]), captions)
@@ -93,7 +98,14 @@ def fit_decoder(
         return selection_score(selection_metric, val_references, dict(zip(ids, texts, strict=True)))
 
     config = DecoderTrainConfig(**training)
-    result = train_decoder(model, vocab, inputs.to(device), list(captions), config, validate, progress)
+    validation = None
+    if workdir is not None:  # what `validate` measures joins the run's fingerprint: a change starts a fresh run
+        references = json.dumps({str(i): list(val_references[i]) for i in ids}, sort_keys=True).encode()
+        validation = {"metric": selection_metric, "max_length": generation["max_length"],
+                      "inputs": tensor_digest(val_inputs, torch.tensor(ids)),
+                      "references": hashlib.sha256(references).hexdigest()}
+    result = train_decoder(model, vocab, inputs.to(device), list(captions), config, validate, progress,
+                           workdir=workdir, validation_key=validation)
     extra = {
         "training": result.config,
         "best_epoch": result.best_epoch,
