@@ -129,6 +129,7 @@ def fit_named_decoder(name: str, inputs: Tensor, sentids: Tensor, captions: pd.D
         references_from_labels(labels_val, "labels_val"), params["backbone"],
         dict(params["training"]) | {"noise_std": spec["noise_std"]}, params["generation"],
         params["selection_metric"], resolve_device(params["device"]), params["progress"],
+        workdir=Path(params["workdir"]) / name,
     )
     decoder.extra |= {"decoder": name, "inputs": spec["description"], "val_representation": spec["val_representation"]}
     return decoder
