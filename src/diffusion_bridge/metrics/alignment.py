@@ -233,7 +233,23 @@ def retrieval_recall(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     ties: Ties = "pessimistic",
 ) -> dict[str, float]:
-    """Recall@k of cosine retrieval: the share of queries with at least one correct gallery item in the top k.
+    """Recall@k of cosine retrieval: the mean over queries of `retrieval_credits`."""
+    credits = retrieval_credits(query, gallery, query_to_gallery_positives, ks, chunk_size=chunk_size, ties=ties)
+    return {f"R@{k}": float(c.mean()) for k, c in credits.items()}
+
+
+def retrieval_credits(
+    query: Tensor,
+    gallery: Tensor,
+    query_to_gallery_positives: Tensor,
+    ks: Sequence[int] = (1, 5, 10),
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    ties: Ties = "pessimistic",
+) -> dict[int, Tensor]:
+    """Per-query credit [N_query] (float64, 0..1) for recall@k of cosine retrieval: whether the query has at
+    least one correct gallery item in the top k (its mean is the recall; per-query values are what a bootstrap
+    resamples).
 
     ``query_to_gallery_positives`` is an integer [P, 2] tensor of (query row, gallery row) pairs that count
     as correct; every query needs at least one. Returns ``{"R@1": ..., "R@5": ...}`` for ``ks``.
@@ -279,7 +295,7 @@ def retrieval_recall(
         )
 
     qn, gn = normalize(query), normalize(gallery)
-    hits = {k: torch.zeros((), dtype=torch.float64, device=query.device) for k in ks}
+    credits = {int(k): torch.zeros(n_query, dtype=torch.float64, device=query.device) for k in ks}
     for start in range(0, n_query, chunk_size):
         stop = min(start + chunk_size, n_query)
         scores = qn[start:stop] @ rearrange(gn, "g d -> d g")
@@ -291,8 +307,8 @@ def retrieval_recall(
         level = scores == best
         tied_neg, tied_pos = (~positive & level).sum(dim=1), (positive & level).sum(dim=1)
         for k in ks:
-            hits[k] += _hits_at_k(above, tied_neg, tied_pos, int(k), ties).sum()
-    return {f"R@{k}": float(hits[k] / n_query) for k in ks}
+            credits[int(k)][start:stop] = _hits_at_k(above, tied_neg, tied_pos, int(k), ties)
+    return {k: c.cpu() for k, c in credits.items()}
 
 
 def _caption_pairs(text_image_index: Tensor, n_images: int, n_texts: int) -> Tensor:

@@ -296,20 +296,50 @@ def _object_count(scene: Scene, kind: str | None, colour: str | None, size: str 
     )
 
 
-class _Tally:
-    """Correct / total counters for one precision."""
+PRECISIONS = ("kind", "colour", "count", "position", "background", "relation")
 
-    def __init__(self) -> None:
-        self.correct = 0
-        self.total = 0
 
-    def add(self, correct: int, total: int) -> None:
-        self.correct += correct
-        self.total += total
+def caption_counts(caption: str, scene_record: Mapping[str, Any], imgid: object = None) -> dict[str, tuple[int, int]]:
+    """(correct, total) mentions of one caption against its scene, for every precision of `attribute_accuracy`,
+    plus `kind_recall` (scene kinds mentioned / scene kinds), `hallucination` and `correct_pair` (0 or 1 of 1)."""
+    try:
+        scene = Scene.from_dict(scene_record)
+    except InputError as error:
+        raise InputError(f"scene of imgid={imgid!r}: {error}") from None
+    m = parse_caption(caption)
+    kinds = {o.kind for o in scene.objects}
+    colours = {o.colour for o in scene.objects}
+    said = m.object_colours | m.background_colours
+    background = [t == scene.background_texture for t in m.textures]
+    background += [c == scene.background_colour for c in m.background_colours]
+    return {
+        "kind": (len(m.kinds & kinds), len(m.kinds)),
+        "colour": (sum(c in colours or (c in m.background_colours and c == scene.background_colour) for c in said), len(said)),
+        "count": (sum(n == _object_count(scene, *rest) for n, *rest in m.counts), len(m.counts)),
+        "position": (len(m.positions & {o.position for o in scene.objects}), len(m.positions)),
+        "background": (sum(background), len(background)),
+        "relation": (
+            sum(
+                any(_matches(a, s) and _matches(b, o) and _holds(rel, a, b) for a, b in permutations(scene.objects, 2))
+                for s, rel, o in m.relations
+            ),
+            len(m.relations),
+        ),
+        "kind_recall": (len(m.kinds & kinds), len(kinds)),
+        "hallucination": (int(bool(m.kinds - kinds)), 1),
+        "correct_pair": (int(any((o.kind, o.colour) in m.pairs for o in scene.objects)), 1),
+    }
 
-    @property
-    def rate(self) -> float:
-        return self.correct / self.total if self.total else 0.0
+
+def per_image_counts(captions: Mapping[int, str], scenes: Mapping[int, Mapping[str, Any]]) -> dict[int, dict[str, tuple[int, int]]]:
+    """`caption_counts` of every caption, by image id (what paired bootstrap intervals resample)."""
+    missing = [i for i in captions if i not in scenes]
+    if missing:
+        raise InputError(
+            f"caption for imgid={missing[0]!r} has no scene in the ground truth ({len(scenes)} scenes given); "
+            "score only captions of the corpus' own images"
+        )
+    return {imgid: caption_counts(caption, scenes[imgid], imgid) for imgid, caption in captions.items()}
 
 
 def attribute_accuracy(captions: Mapping[int, str], scenes: Mapping[int, Mapping[str, Any]]) -> dict[str, float]:
@@ -329,48 +359,20 @@ def attribute_accuracy(captions: Mapping[int, str], scenes: Mapping[int, Mapping
     - hallucination_rate: share of captions naming a kind the scene does not contain (CHAIR-s).
     - correct_pair_rate: share of captions naming at least one correct (kind, colour) pair.
     """
-    tallies = {name: _Tally() for name in ("kind", "colour", "count", "position", "background", "relation")}
-    recall = _Tally()
-    hallucinating = correct_pair = 0
-    for imgid, caption in captions.items():
-        if imgid not in scenes:
-            raise InputError(
-                f"caption for imgid={imgid!r} has no scene in the ground truth ({len(scenes)} scenes given); "
-                "score only captions of the corpus' own images"
-            )
-        try:
-            scene = Scene.from_dict(scenes[imgid])
-        except InputError as error:
-            raise InputError(f"scene of imgid={imgid!r}: {error}") from None
-        m = parse_caption(caption)
-        kinds = {o.kind for o in scene.objects}
-        colours = {o.colour for o in scene.objects}
-        tallies["kind"].add(len(m.kinds & kinds), len(m.kinds))
-        recall.add(len(m.kinds & kinds), len(kinds))
-        hallucinating += bool(m.kinds - kinds)
-        said = m.object_colours | m.background_colours
-        tallies["colour"].add(
-            sum(c in colours or (c in m.background_colours and c == scene.background_colour) for c in said), len(said)
-        )
-        tallies["count"].add(sum(n == _object_count(scene, *rest) for n, *rest in m.counts), len(m.counts))
-        tallies["position"].add(len(m.positions & {o.position for o in scene.objects}), len(m.positions))
-        background = [t == scene.background_texture for t in m.textures]
-        background += [c == scene.background_colour for c in m.background_colours]
-        tallies["background"].add(sum(background), len(background))
-        tallies["relation"].add(
-            sum(
-                any(_matches(a, s) and _matches(b, o) and _holds(rel, a, b) for a, b in permutations(scene.objects, 2))
-                for s, rel, o in m.relations
-            ),
-            len(m.relations),
-        )
-        correct_pair += any((o.kind, o.colour) in m.pairs for o in scene.objects)
-    n = len(captions)
-    result: dict[str, float] = {"n_captions": float(n)}
-    for name, tally in tallies.items():
-        result[f"{name}_precision"] = tally.rate
-        result[f"{name}_mentions"] = float(tally.total)
-    result["kind_recall"] = recall.rate
-    result["hallucination_rate"] = hallucinating / n if n else 0.0
-    result["correct_pair_rate"] = correct_pair / n if n else 0.0
+    counts = per_image_counts(captions, scenes).values()
+
+    def total(key: str) -> tuple[int, int]:
+        return sum(c[key][0] for c in counts), sum(c[key][1] for c in counts)
+
+    def rate(key: str) -> float:
+        correct, seen = total(key)
+        return correct / seen if seen else 0.0
+
+    result: dict[str, float] = {"n_captions": float(len(captions))}
+    for name in PRECISIONS:
+        result[f"{name}_precision"] = rate(name)
+        result[f"{name}_mentions"] = float(total(name)[1])
+    result["kind_recall"] = rate("kind_recall")
+    result["hallucination_rate"] = rate("hallucination")
+    result["correct_pair_rate"] = rate("correct_pair")
     return result

@@ -16,7 +16,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -160,13 +160,19 @@ def _meteor_process() -> Iterator[Any]:
         process.stderr.close()  # Meteor.__del__ later repeats close/kill/wait: all no-ops by then
 
 
-def caption_metrics_many(references: Mapping[int, Sequence[str]],
-                         candidate_sets: Mapping[Hashable, Mapping[int, str]]) -> dict[Hashable, dict[str, float]]:
+# Metrics whose corpus score is the mean of per-image scores, so per-image values can be resampled
+# (corpus BLEU and METEOR pool n-gram and alignment statistics over the whole corpus first).
+PER_IMAGE_METRICS = ("ROUGE_L", "CIDEr")
+
+
+def caption_metrics_many(references: Mapping[int, Sequence[str]], candidate_sets: Mapping[Hashable, Mapping[int, str]],
+                         per_image: bool = False) -> dict[Hashable, dict[str, Any]]:
     """`caption_metrics` for several candidate sets against the same references, sharing the JVMs.
 
     One PTB tokeniser call for the references and every set, one METEOR process for all sets (its
     start-up dominates: ~10 s, then ~1 s per 1,000 images). Each set's numbers equal a separate
-    `caption_metrics` call.
+    `caption_metrics` call. With `per_image`, each set also gets `per_image`: {metric: [score of each image,
+    in the order of `references`]} for the metrics of PER_IMAGE_METRICS.
     """
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
@@ -191,19 +197,23 @@ def caption_metrics_many(references: Mapping[int, Sequence[str]],
     if java and not spice:
         log.info("SPICE skipped: its Stanford CoreNLP jars are not in %s (we never download them).",
                  _package_dir("spice") / "lib")
-    results: dict[Hashable, dict[str, float]] = {}
+    results: dict[Hashable, dict[str, Any]] = {}
     with _meteor_process() if java else nullcontext() as meteor:
         for name, res in res_sets.items():
             bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
-            scores = {f"Bleu_{n}": float(b) for n, b in enumerate(bleu, start=1)}
+            scores: dict[str, Any] = {f"Bleu_{n}": float(b) for n, b in enumerate(bleu, start=1)}
+            images: dict[str, list[float]] = {}
             if meteor is not None:
-                scores["METEOR"] = float(meteor.compute_score(gts, res)[0])
-            scores["ROUGE_L"] = float(Rouge().compute_score(gts, res)[0])
-            scores["CIDEr"] = float(Cider().compute_score(gts, res)[0])
+                scores["METEOR"] = meteor.compute_score(gts, res)[0]
+            scores["ROUGE_L"], images["ROUGE_L"] = Rouge().compute_score(gts, res)
+            scores["CIDEr"], images["CIDEr"] = Cider().compute_score(gts, res)
             if spice:
                 from pycocoevalcap.spice.spice import Spice
 
                 scores["SPICE"] = float(Spice().compute_score(gts, res)[0])
+            scores = {k: float(v) for k, v in scores.items()}
+            if per_image:
+                scores["per_image"] = {k: [float(x) for x in v] for k, v in images.items()}
             results[name] = scores
     return results
 
@@ -236,8 +246,9 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def references_from_labels(labels: Mapping[str, Any], source: str) -> dict[int, list[str]]:
-    """Reference captions per labelled image, in the order of `labels["images"]`."""
+def references_from_labels(labels: Mapping[str, Any], source: str, exclude: Collection[int] = ()) -> dict[int, list[str]]:
+    """Reference captions per labelled image, in the order of `labels["images"]`, leaving out the annotations
+    whose `id` is in `exclude` (the study holds one caption per image out as its text ceiling)."""
     if not isinstance(labels, Mapping) or not isinstance(labels.get("images"), list) \
             or not isinstance(labels.get("annotations"), list):
         raise InputError(
@@ -256,7 +267,8 @@ def references_from_labels(labels: Mapping[str, Any], source: str) -> dict[int, 
                 f"{source}: annotations[{n}] = {ann!r} needs an integer 'image_id' listed in 'images' and "
                 "a string 'caption'; regenerate the label file."
             )
-        refs[ann["image_id"]].append(ann["caption"])
+        if ann.get("id") not in exclude:
+            refs[ann["image_id"]].append(ann["caption"])
     bare = [i for i, r in refs.items() if not r]
     if bare:
         raise InputError(f"{source}: images {bare[:10]} have no annotations; every labelled image needs one.")

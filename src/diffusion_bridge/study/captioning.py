@@ -23,7 +23,7 @@ from diffusion_bridge.decoder.runs import tensor_digest
 from diffusion_bridge.decoder.training import DecoderTrainConfig, train_decoder
 from diffusion_bridge.decoder.vocabulary import ClipBpeVocabulary, GPT2Vocabulary
 from diffusion_bridge.devices import resolve_device
-from diffusion_bridge.metrics.attributes import attribute_accuracy
+from diffusion_bridge.metrics.attributes import attribute_accuracy, per_image_counts
 from diffusion_bridge.metrics.captioning import (
     caption_metrics,
     caption_metrics_many,
@@ -31,6 +31,8 @@ from diffusion_bridge.metrics.captioning import (
     references_from_labels,
     to_coco_results,
 )
+from diffusion_bridge.study.claims import Claim, judge
+from diffusion_bridge.study.intervals import RESAMPLES, PerImage, resample_indices
 from diffusion_bridge.study.representations import Representations
 
 log = logging.getLogger(__name__)
@@ -169,20 +171,57 @@ def _by_image(rows: Sequence[Mapping[str, Any]]) -> dict[int, str]:
     return {int(r["image_id"]): r["caption"] for r in rows}
 
 
+def sweep_name(t0: int) -> str:
+    """How a t0 of the sweep is named among the compared systems (claims, intervals)."""
+    return f"t0={t0}"
+
+
+# Attribute rates compared with intervals: precision of what captions mention, and the CHAIR-s rate.
+ATTRIBUTE_RATES = {"kind_precision": "kind", "colour_precision": "colour", "hallucination_rate": "hallucination"}
+
+
+def _per_image_statistics(ids: Sequence[int], scores: Mapping[str, Any], captions: Mapping[int, str],
+                          scenes: Mapping[int, Mapping[str, Any]]) -> dict[str, PerImage]:
+    """Every metric of one caption set that can be resampled over images: CIDEr, ROUGE-L, attribute rates."""
+    statistics = {metric: PerImage.mean_of(values) for metric, values in scores["per_image"].items()}
+    if scenes:
+        counts = per_image_counts(captions, scenes)
+        for rate, key in ATTRIBUTE_RATES.items():
+            statistics[rate] = PerImage.ratio_of([counts[i][key][0] for i in ids], [counts[i][key][1] for i in ids])
+    return statistics
+
+
 def score_results(
-    results: Mapping[str, Any], references: Mapping[int, Sequence[str]], scenes: Mapping[int, Mapping[str, Any]]
+    results: Mapping[str, Any],
+    references: Mapping[int, Sequence[str]],
+    scenes: Mapping[int, Mapping[str, Any]],
+    claims: Sequence[Claim] = (),
+    resamples: int = RESAMPLES,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """COCO metrics of every results list against the same references (sharing the JVMs), and attribute
-    accuracy against the ground-truth scenes where the corpus has them (the synthetic one)."""
-    sets = {("evaluation", n): _by_image(rows) for n, rows in results["evaluations"].items()}
-    sets |= {("sweep", entry["t0"]): _by_image(entry["results"]) for entry in results["sweep"]}
-    scores = caption_metrics_many(references, sets)
+    """COCO metrics of every results list against the same references (sharing the JVMs), attribute accuracy
+    against the ground-truth scenes where the corpus has them (the synthetic one), and the claims judged with
+    paired bootstrap intervals over the test images (every t0 of the sweep is also compared with t0 = 0)."""
+    sets = {n: _by_image(rows) for n, rows in results["evaluations"].items()}
+    sets |= {sweep_name(entry["t0"]): _by_image(entry["results"]) for entry in results["sweep"]}
+    scores = caption_metrics_many(references, sets, per_image=True)
+    ids = list(references)
+    systems = {name: _per_image_statistics(ids, scores[name], sets[name], scenes) for name in sets}
+    steps = [entry["t0"] for entry in results["sweep"]]
+    if 0 in steps:
+        claims = [*claims, *(Claim(f"bridging at t0 = {t} beats t0 = 0, the mean shift alone (Table 4)", sweep_name(t),
+                                   sweep_name(0), "CIDEr") for t in steps if t > 0)]
     return {
-        "metrics": {name: scores[("evaluation", name)] for name in results["evaluations"]},
-        "sweep": [{"t0": entry["t0"], "metrics": scores[("sweep", entry["t0"])]} for entry in results["sweep"]],
-        "attributes": {name: attribute_accuracy(sets[("evaluation", name)], scenes) for name in results["evaluations"]}
-        if scenes else {},
+        "metrics": {name: _aggregate(scores[name]) for name in results["evaluations"]},
+        "sweep": [{"t0": t, "metrics": _aggregate(scores[sweep_name(t)])} for t in steps],
+        "attributes": {name: attribute_accuracy(sets[name], scenes) for name in sets} if scenes else {},
+        "comparisons": judge(claims, systems, resample_indices(len(ids), resamples, seed)),
+        "bootstrap": {"resamples": resamples, "seed": seed, "images": len(ids)},
     }
+
+
+def _aggregate(scores: Mapping[str, Any]) -> dict[str, float]:
+    return {k: v for k, v in scores.items() if k != "per_image"}
 
 
 def scenes_by_image(images_scene_json: Mapping[int, str]) -> dict[int, dict[str, Any]]:

@@ -2,13 +2,15 @@
 
 Both systems are scored on the same images, so each resample draws one set of image indices (with
 replacement) and recomputes both statistics on it; the interval is the 2.5–97.5 percentile range of
-the differences (95% by default). A statistic is a mean of per-image values, or a ratio of per-image
-sums (e.g. attribute precision = correct mentions / mentions), so every resample is one indexed sum.
+the differences (95% by default). Most statistics are a mean of per-image values or a ratio of per-image
+sums (`PerImage`: e.g. attribute precision = correct mentions / mentions), so a resample is one indexed
+sum; the others (`SetStatistic`: centroid and Fréchet distances) are recomputed on each resampled set.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 
 import torch
@@ -28,10 +30,15 @@ class Interval:
     high: float
 
     def excludes_zero(self) -> bool:
-        return self.low > 0 or self.high < 0
+        return self.low > 0 or self.high < 0  # False when undefined (NaN)
 
-    def to_dict(self) -> dict[str, float]:
-        return asdict(self)
+    @property
+    def defined(self) -> bool:
+        return math.isfinite(self.estimate) and math.isfinite(self.low) and math.isfinite(self.high)
+
+    def to_dict(self) -> dict[str, float | None]:
+        """JSON-safe: an undefined value (e.g. a precision when nothing was mentioned) becomes None."""
+        return {k: v if math.isfinite(v) else None for k, v in asdict(self).items()}
 
 
 @dataclass(frozen=True)
@@ -61,11 +68,29 @@ class PerImage:
             )
 
     def value(self) -> float:
-        return float(self.numerator.sum() / self.denominator.sum())
+        total = self.denominator.sum()
+        return float(self.numerator.sum() / total) if total > 0 else math.nan
 
     def resampled(self, indices: Tensor) -> Tensor:
         """The statistic on every row of `indices` [B, N]: one value per resample."""
         return self.numerator[indices].sum(1) / self.denominator[indices].sum(1)
+
+
+@dataclass(frozen=True)
+class SetStatistic:
+    """A statistic of a whole set of images that is not a sum over them: `of(indices [N]) -> float`."""
+
+    of: Callable[[Tensor], float]
+    n: int
+
+    def value(self) -> float:
+        return self.of(torch.arange(self.n))
+
+    def resampled(self, indices: Tensor) -> Tensor:
+        return torch.tensor([self.of(row) for row in indices], dtype=torch.float64)
+
+
+Statistic = PerImage | SetStatistic
 
 
 def resample_indices(n: int, resamples: int = RESAMPLES, seed: int = 0) -> Tensor:
@@ -75,21 +100,28 @@ def resample_indices(n: int, resamples: int = RESAMPLES, seed: int = 0) -> Tenso
 
 def _percentiles(samples: Tensor, level: float) -> tuple[float, float]:
     finite = samples[torch.isfinite(samples)]
+    if len(finite) == 0:
+        return math.nan, math.nan
     tail = (1 - level) / 2
     low, high = torch.quantile(finite, torch.tensor([tail, 1 - tail], dtype=finite.dtype)).tolist()
     return low, high
 
 
-def interval(system: PerImage, indices: Tensor, level: float = 0.95) -> Interval:
+def interval(system: Statistic, indices: Tensor, level: float = 0.95) -> Interval:
     """The statistic of one system with its bootstrap interval."""
     low, high = _percentiles(system.resampled(indices), level)
     return Interval(system.value(), low, high)
 
 
-def paired_difference(a: PerImage, b: PerImage, indices: Tensor, level: float = 0.95) -> Interval:
+def _size(system: Statistic) -> int:
+    return system.n if isinstance(system, SetStatistic) else len(system.numerator)
+
+
+def paired_difference(a: Statistic, b: Statistic, indices: Tensor, level: float = 0.95) -> Interval:
     """statistic(a) − statistic(b) on the same images, with its paired bootstrap interval."""
-    if a.numerator.shape != b.numerator.shape:
-        raise InputError(f"a paired comparison needs the same images on both sides; got {len(a.numerator)} and {len(b.numerator)}")
+    if _size(a) != _size(b) or indices.shape[1] != _size(a):
+        raise InputError(f"a paired comparison needs the same images on both sides; got {_size(a)} and {_size(b)} "
+                         f"images and resamples of {indices.shape[1]}")
     low, high = _percentiles(a.resampled(indices) - b.resampled(indices), level)
     return Interval(a.value() - b.value(), low, high)
 
@@ -101,7 +133,7 @@ def verdict(difference: Interval, higher_is_better: bool = True) -> str:
     return "better" if (difference.estimate > 0) == higher_is_better else "worse"
 
 
-def compare(systems: Mapping[str, PerImage], pairs: Mapping[str, tuple[str, str]], indices: Tensor,
+def compare(systems: Mapping[str, Statistic], pairs: Mapping[str, tuple[str, str]], indices: Tensor,
             level: float = 0.95) -> dict[str, dict[str, float]]:
     """Paired differences for named pairs of systems, e.g. {"bridged vs mean_shift": ("bridged", "mean_shift")}."""
     return {name: paired_difference(systems[a], systems[b], indices, level).to_dict() for name, (a, b) in pairs.items()}

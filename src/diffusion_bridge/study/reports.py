@@ -8,6 +8,7 @@ from typing import Any
 
 from diffusion_bridge.study.alignment import METRICS, reading, winners
 from diffusion_bridge.study.captioning import MAIN_METRICS
+from diffusion_bridge.study.claims import claim_lines
 from diffusion_bridge.study.representations import CEILING
 
 
@@ -35,7 +36,7 @@ def _table(rows: Mapping[str, Mapping[str, float]], columns: Sequence[str], firs
 
 
 def alignment_markdown(report: Mapping[str, Any]) -> str:
-    """The Markdown report: main table, t0 sweep, and the reading."""
+    """The Markdown report: main table, t0 sweep, the reading, and the comparisons with their intervals."""
     results, sweep = report["representations"], report["sweep"]
     columns = list(METRICS)
     lines = [
@@ -57,9 +58,39 @@ def alignment_markdown(report: Mapping[str, Any]) -> str:
         "## Reading",
         "",
         *reading(results),
+        *_ceiling_reading(report),
         "",
     ]
+    if report.get("comparisons"):
+        boot = report["bootstrap"]
+        lines += [
+            "## Comparisons with 95% paired bootstrap intervals",
+            "",
+            f"Over the {boot['images']} test images ({boot['resamples']} resamples): **holds** when the interval of "
+            "the difference lies on the claimed side of zero, **reversed** on the other side, **not shown** when it "
+            "contains zero. The linear probe has no interval (it would be refitted per resample).",
+            "",
+            *claim_lines(report["comparisons"]),
+            "",
+        ]
     return "\n".join(lines)
+
+
+def _ceiling_reading(report: Mapping[str, Any]) -> list[str]:
+    """Why bridged paired cosine can exceed the one-caption ceiling, from this run's numbers."""
+    results, evidence = report["representations"], report.get("caption_average")
+    if not evidence or "bridged" not in results or CEILING not in results:
+        return []
+    bridged, ceiling = results["bridged"]["paired_cosine"], results[CEILING]["paired_cosine"]
+    relation = "exceeds" if bridged > ceiling else "stays below"
+    return [
+        f"- Bridged paired cosine ({bridged:.3f}) {relation} the one-caption ceiling ({ceiling:.3f}). An average of "
+        f"captions sits closer to each caption than one caption does: here a caption's cosine to another caption "
+        f"of its image is {evidence['one_caption']:.3f}, to the mean of its image's other "
+        f"{evidence['captions_averaged']:.1f} captions {evidence['mean_of_the_others']:.3f}. The denoiser's "
+        "x0-prediction is such an average, a posterior mean E[x0 | x_t], so a bridged embedding can be closer to "
+        "every caption than any single caption is, without carrying more about the image."
+    ]
 
 
 def alignment_summary(report: Mapping[str, Any]) -> str:
@@ -80,16 +111,31 @@ def _row(name: str, values: Mapping[str, float], columns: Sequence[str]) -> str:
     return f"| {name} | " + " | ".join(cells) + " |"
 
 
+ATTRIBUTE_COLUMNS = ("kind_precision", "colour_precision", "count_precision", "position_precision", "hallucination_rate")
+CEILING_ROW = "another_caption"
+
+
 def caption_markdown(report: Mapping[str, Any]) -> str:
-    """Tables 2, 4 and 5 of the paper, on this run's corpus, scores ×100 as the paper prints them."""
+    """Tables 2, 4 and 5 of the paper on this run's corpus (scores ×100 as the paper prints them), the attribute
+    table, and which of the paper's claims hold here, each with its paired bootstrap interval."""
     columns = [c for c in MAIN_METRICS if any(c in v for v in report["metrics"].values())]
-    attr_cols = ("kind_precision", "colour_precision", "count_precision", "position_precision", "hallucination_rate")
     header = "| " + " | ".join(["captions from", *columns]) + " |\n|" + "---|" * (len(columns) + 1)
+    attributes = report.get("attributes", {})
+    ceiling = report["metrics"].get(CEILING_ROW)
+    sweep_columns = columns + (["kind_precision"] if attributes else [])
+    sweep_header = "| " + " | ".join(["t0", *sweep_columns]) + " |\n|" + "---|" * (len(sweep_columns) + 1)
+
+    def sweep_row(label: str, metrics: Mapping[str, float], attrs: Mapping[str, float] | None) -> str:
+        row = _row(label, metrics, columns)
+        return row + (f" {attrs['kind_precision']:.3f} |" if attributes and attrs else "")
+
     lines = [
         "# Zero-shot captioning of the test images",
         "",
-        f"Corpus `{report['corpus']}`, {report['images']} test images; decoders trained on text embeddings only.",
-        "Each row names the representation fed to the decoder and the decoder's training inputs.",
+        f"Corpus `{report['corpus']}`, {report['images']} test images; decoders trained on text embeddings only. "
+        "Each row names the representation fed to the decoder and the decoder's training inputs. Every row is "
+        "scored against the image's captions except one, which is held out: its own embedding is the "
+        f"`{CEILING_ROW}` row, the text ceiling.",
         "",
         "## Table 2 — representations",
         "",
@@ -99,22 +145,37 @@ def caption_markdown(report: Mapping[str, Any]) -> str:
         "",
         "## Table 4 — insertion step t0 (bridging only, text decoder)",
         "",
-        header.replace("captions from", "t0"),
-        *[_row(f"t0 = {entry['t0']}", entry["metrics"], columns) for entry in report["sweep"]],
+        sweep_header,
+        *[sweep_row(f"t0 = {e['t0']}", e["metrics"], attributes.get(f"t0={e['t0']}")) for e in report["sweep"]],
+        *([sweep_row(f"{CEILING_ROW} (ceiling)", ceiling, attributes.get(CEILING_ROW))] if ceiling else []),
         "",
         "## Table 5 — decoder training inputs (bridged test images)",
         "",
         header.replace("captions from", "decoder trained on"),
         *[_row(decoder, report["metrics"][name], columns) for decoder, name in report["table5"].items()],
+        *([_row(f"{CEILING_ROW} (ceiling)", ceiling, columns)] if ceiling else []),
     ]
-    if report.get("attributes"):
+    if attributes:
         lines += [
             "",
             "## Attribute accuracy against the renderer's ground truth (synthetic corpus)",
             "",
-            "| captions from | " + " | ".join(attr_cols) + " |",
-            "|" + "---|" * (len(attr_cols) + 1),
-            *[f"| {n} | " + " | ".join(f"{v[c]:.3f}" for c in attr_cols) + " |" for n, v in report["attributes"].items()],
+            "| captions from | " + " | ".join(ATTRIBUTE_COLUMNS) + " |",
+            "|" + "---|" * (len(ATTRIBUTE_COLUMNS) + 1),
+            *[f"| {n} | " + " | ".join(f"{attributes[n][c]:.3f}" for c in ATTRIBUTE_COLUMNS) + " |"
+              for n in report["evaluations"] if n in attributes],
+        ]
+    if report.get("comparisons"):
+        boot = report["bootstrap"]
+        lines += [
+            "",
+            "## Which of the paper's claims hold on this corpus",
+            "",
+            f"Paired bootstrap over the {boot['images']} test images ({boot['resamples']} resamples, seed {boot['seed']}): "
+            "a claim **holds** when the 95% interval of the difference lies on its side of zero, is **reversed** "
+            "when it lies on the other side, and is **not shown** when it contains zero. COCO metrics ×100.",
+            "",
+            *claim_lines(report["comparisons"], {m: 100.0 for m in MAIN_METRICS}),
         ]
     if report.get("skipped_metrics"):
         lines += ["", f"Not computed: {report['skipped_metrics']}."]

@@ -18,6 +18,7 @@ from diffusion_bridge.study.captioning import (
     scenes_by_image,
     score_results,
 )
+from diffusion_bridge.study.claims import claims_from_params
 from diffusion_bridge.study.plots import caption_contact_sheet
 from diffusion_bridge.study.reports import caption_markdown, caption_summary
 from diffusion_bridge.study.representations import Representations
@@ -52,20 +53,17 @@ def caption_test_images(reps: Representations, decoder_text: CaptionDecoder, dec
                                    resolve_device(params["device"]))
 
 
-def score_captions(results: dict[str, Any], labels_test: dict[str, Any], images: pd.DataFrame,
+def score_captions(results: dict[str, Any], reps: Representations, labels_test: dict[str, Any], images: pd.DataFrame,
                    corpus_report: dict[str, Any], bridge_report: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """COCO caption metrics for every results list; attribute accuracy where the corpus has ground truth."""
-    references = references_from_labels(labels_test, "labels_test")
+    """COCO caption metrics of every results list against each image's captions but the held-out one (the
+    ceiling's input), attribute accuracy where the corpus has ground truth, and the paper's claims judged."""
+    references = references_from_labels(labels_test, "labels_test", exclude=set(reps.another_caption_sentid.tolist()))
     scenes = scenes_by_image(images.loc[images["split"] == "test"].set_index("imgid")["scene"].to_dict())
-    return {
-        "corpus": corpus_report["corpus"],
-        "images": len(references),
-        "bridge": bridge_report,
-        "evaluations": params["evaluations"],
-        "table5": params["table5"],
-        **score_results(results, references, scenes),
-        "skipped_metrics": caption_metrics_status(),
-    }
+    scored = score_results(results, references, scenes, claims_from_params(params["claims"]),
+                           params["bootstrap"]["resamples"], params["bootstrap"]["seed"])
+    return {"corpus": corpus_report["corpus"], "images": len(references), "bridge": bridge_report,
+            "evaluations": params["evaluations"], "table5": params["table5"], **scored,
+            "skipped_metrics": caption_metrics_status()}
 
 
 def write_caption_report(caption_metrics: dict[str, Any]) -> tuple[str, str]:

@@ -30,7 +30,8 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 nodes.score_captions,
-                inputs=["caption_results", "labels_test", "images_table", "corpus_report", "bridge_report", "params:caption"],
+                inputs=["caption_results", "test_representations", "labels_test", "images_table", "corpus_report",
+                        "bridge_report", "params:caption"],
                 outputs="caption_metrics",
                 name="score_captions",
             ),

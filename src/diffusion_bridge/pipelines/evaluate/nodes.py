@@ -22,7 +22,8 @@ def build_split_representations(images: Tensors, bridged: Tensors, captions: Ten
 def measure_alignment(reps: Representations, text_test: Tensors, text_train: Tensors, means: Tensors,
                       corpus_report: dict[str, Any], bridge_report: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     """All alignment metrics, for the main representations and for the t0 sweep."""
-    study = alignment_study(reps, text_test, text_train, means, tuple(params["recall_at"]), params["seed"])
+    study = alignment_study(reps, text_test, text_train, means, tuple(params["recall_at"]), params["seed"],
+                            params["bootstrap"]["resamples"])
     return {"corpus": corpus_report["corpus"], "bridge": bridge_report["images"],
             "noise_variance": params["noise_variance"]} | study
 
