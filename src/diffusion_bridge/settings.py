@@ -3,10 +3,12 @@
 from kedro.config import OmegaConfigLoader
 
 from diffusion_bridge.runs.hooks import ReportHooks, RunHooks
+from diffusion_bridge.runs.tracking import TrackingHooks
 
 # RunHooks: lock, run manifest, lineage checks, stage publication (see diffusion_bridge.runs.hooks);
-# ReportHooks: prints the run's reports and each node's wall time once the run ends.
-HOOKS = (RunHooks(), ReportHooks())
+# ReportHooks: prints the run's reports and each node's wall time once the run ends;
+# TrackingHooks: logs to MLflow when `tracking.enabled` is true (MLflow is imported only then).
+HOOKS = (RunHooks(), ReportHooks(), TrackingHooks())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
