@@ -96,7 +96,8 @@ def _ceiling_reading(report: Mapping[str, Any]) -> list[str]:
 def alignment_summary(report: Mapping[str, Any]) -> str:
     """One screen for the end of `kedro run`."""
     results = report["representations"]
-    columns = ["centroid_distance", "paired_cosine", "i2t_R@10", "frechet_distance", "probe_accuracy"]
+    recalls = sorted((m for m in next(iter(results.values())) if m.startswith("i2t_R@")), key=lambda m: int(m[6:]))
+    columns = ["centroid_distance", "paired_cosine", *recalls[-1:], "frechet_distance", "probe_accuracy"]
     head = f"{'representation':<16}" + "".join(f"{c:>18}" for c in columns)
     rows = [f"{n:<16}" + "".join(f"{v[c]:>18.3f}" for c in columns) for n, v in results.items()]
     best = winners(results)
