@@ -190,3 +190,14 @@ def test_nan_training_data_is_refused_by_row(tmp_path):
     x[7, 0] = float("inf")
     with pytest.raises(NonFiniteError, match=r"rows \[7\]"):
         train(model, x, None, TrainConfig(steps=2, batch_size=4), tmp_path / "run", progress=False)
+
+
+def test_the_trainers_optimizer_decays_only_what_the_config_says():
+    from diffusion_bridge.training import make_optimizer, param_groups
+
+    model = model_for()
+    plain = make_optimizer("adamw", param_groups(model, 0.0), 1e-3)
+    assert [g["weight_decay"] for g in plain.param_groups] == [0.0]  # not AdamW's default 0.01
+    decayed = make_optimizer("adamw", param_groups(model, 0.01), 1e-3, fused=True)
+    assert [g["weight_decay"] for g in decayed.param_groups] == [0.01, 0.0]  # matrices, then biases
+    assert decayed.defaults["fused"]  # torch has a fused CPU kernel: the trainer keeps using it
