@@ -92,7 +92,7 @@ class Cos600:
         was_training = model.training
         model.eval()
         cos = [
-            F.cosine_similarity(model.model_predictions(model.schedule.q_sample(a, b, c), b).x0, a, dim=-1)
+            F.cosine_similarity(model.predict(model.schedule.q_sample(a, b, c), b).x0, a, dim=-1)
             for a, b, c in zip(x0.split(512), t.split(512), noise.split(512), strict=True)
         ]
         model.train(was_training)

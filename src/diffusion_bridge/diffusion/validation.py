@@ -53,7 +53,7 @@ def validate(
             t = torch.full((n,), int(step), device=device, dtype=torch.long)
             noise = draw_noise((n, dim), generator, device)
             cos = sum(
-                F.cosine_similarity(model.model_predictions(model.schedule.q_sample(x0[c], t[c], noise[c]), t[c]).x0, x0[c], dim=-1).sum()
+                F.cosine_similarity(model.predict(model.schedule.q_sample(x0[c], t[c], noise[c]), t[c]).x0, x0[c], dim=-1).sum()
                 for c in chunks
             )
             metrics[f"cos_x0/t{int(step)}"] = float(cos) / n
