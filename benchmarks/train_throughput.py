@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from _common import device_name  # noqa: I001 (benchmarks/ helper, run as a script)
-from diffusion_bridge.diffusion import DiffusionModel, TrainConfig, train
+from diffusion_bridge.diffusion import DiffusionModel, RunOptions, TrainConfig, train
 from diffusion_bridge.space import default_radius
 
 DIM = 512
@@ -238,7 +238,7 @@ def our_run(
     )
     with tempfile.TemporaryDirectory() as workdir:
         result = train(
-            model, x_train, x_val, config, workdir, progress=False, device=device, evaluate=evaluate
+            model, x_train, x_val, config, workdir, RunOptions(device=device, progress=False, evaluate=evaluate)
         )
     rates = [row["samples_per_s"] for row in result.history["train"][1:]]  # the first interval holds warm-up
     rate = statistics.median(rates) if rates else result.samples_per_s

@@ -11,11 +11,12 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from diffusion_bridge.diffusion import DiffusionModel, TrainConfig, load_model, train, validate
+from diffusion_bridge.diffusion import DiffusionModel, RunOptions, TrainConfig, load_model, train, validate
 from diffusion_bridge.diffusion.trainer import lr_at
-from diffusion_bridge.errors import ConfigError, InputError, WorkdirError
+from diffusion_bridge.errors import CheckpointError, ConfigError, InputError, WorkdirError
 
 DIM = 32
+CPU = RunOptions("cpu", progress=False)
 
 
 def clustered(n, seed, radius, clusters=8):
@@ -44,11 +45,11 @@ RESUME_CONFIG = TrainConfig(
 
 def test_stop_and_resume_is_bit_identical(tmp_path, data):
     x_train, x_val = data
-    straight = train(model_for(), x_train, x_val, RESUME_CONFIG, tmp_path / "a", progress=False, device="cpu")
-    first = train(model_for(), x_train, x_val, RESUME_CONFIG, tmp_path / "b", progress=False, device="cpu", stop_after=13)
+    straight = train(model_for(), x_train, x_val, RESUME_CONFIG, tmp_path / "a", CPU)
+    first = train(model_for(), x_train, x_val, RESUME_CONFIG, tmp_path / "b", RunOptions("cpu", progress=False, stop_after=13))
     assert first.step == 13
     # a fresh process would rebuild the model with other weights: resume must overwrite them all
-    resumed = train(model_for(seed=42), x_train, x_val, RESUME_CONFIG, tmp_path / "b", progress=False, device="cpu")
+    resumed = train(model_for(seed=42), x_train, x_val, RESUME_CONFIG, tmp_path / "b", CPU)
     assert resumed.step == straight.step == 30
     for key, value in straight.model.state_dict().items():
         assert torch.equal(resumed.model.state_dict()[key], value), key
@@ -62,21 +63,32 @@ def test_stop_and_resume_is_bit_identical(tmp_path, data):
 def test_resuming_on_another_device_type_continues_with_a_warning(tmp_path, data):
     x_train, x_val = data
     config = TrainConfig(steps=6, batch_size=16, eval_every=0, log_every=3)
-    train(model_for(), x_train, x_val, config, tmp_path, progress=False, device="cpu", stop_after=3)
+    train(model_for(), x_train, x_val, config, tmp_path, RunOptions("cpu", progress=False, stop_after=3))
     state_file = tmp_path / "checkpoint" / "training_state.pt"
     state = torch.load(state_file, weights_only=True)
-    state.update(device_type="cuda", generator=torch.zeros(16, dtype=torch.uint8))  # as a GPU run writes it
+    state["device_type"] = "cuda"  # as a GPU run writes it: a CUDA generator state cannot seed a CPU one
+    state["rng"]["generator/batches"] = torch.zeros(16, dtype=torch.uint8)
     torch.save(state, state_file)
     with pytest.warns(UserWarning, match="written on cuda and is resumed on cpu.*not bit-identically"):
-        result = train(model_for(), x_train, x_val, config, tmp_path, progress=False, device="cpu")
+        result = train(model_for(), x_train, x_val, config, tmp_path, CPU)
     assert result.step == 6
+
+
+def test_a_training_state_of_another_format_is_refused_by_file(tmp_path, data):
+    x_train, x_val = data
+    config = TrainConfig(steps=4, batch_size=16, eval_every=0, log_every=2)
+    train(model_for(), x_train, x_val, config, tmp_path, RunOptions("cpu", progress=False, stop_after=2))
+    state_file = tmp_path / "checkpoint" / "training_state.pt"
+    torch.save({**torch.load(state_file, weights_only=True), "format_version": 1}, state_file)
+    with pytest.raises(CheckpointError, match=r"checkpoint: training_state\.pt has format 1.*delete"):
+        train(model_for(), x_train, x_val, config, tmp_path, CPU)
 
 
 def test_a_finished_run_is_not_trained_again(tmp_path, data):
     x_train, x_val = data
     config = TrainConfig(steps=5, batch_size=16, eval_every=0, log_every=5)
-    done = train(model_for(), x_train, x_val, config, tmp_path, progress=False, device="cpu")
-    again = train(model_for(seed=1), x_train, x_val, config, tmp_path, progress=False, device="cpu")
+    done = train(model_for(), x_train, x_val, config, tmp_path, CPU)
+    again = train(model_for(seed=1), x_train, x_val, config, tmp_path, CPU)
     assert again.step == 5
     assert torch.equal(again.model.denoiser.in_proj.weight, done.model.denoiser.in_proj.weight)
 
@@ -84,13 +96,13 @@ def test_a_finished_run_is_not_trained_again(tmp_path, data):
 def test_a_workdir_of_another_run_is_refused(tmp_path, data):
     x_train, x_val = data
     config = TrainConfig(steps=4, batch_size=16, eval_every=0, log_every=2)
-    train(model_for(), x_train, x_val, config, tmp_path, progress=False, device="cpu")
+    train(model_for(), x_train, x_val, config, tmp_path, CPU)
     with pytest.raises(WorkdirError, match=r"train\.lr: checkpoint 8e-05, now 0\.001.*another workdir"):
-        train(model_for(), x_train, x_val, TrainConfig(**{**config.to_dict(), "lr": 1e-3}), tmp_path, progress=False, device="cpu")
+        train(model_for(), x_train, x_val, TrainConfig(**{**config.to_dict(), "lr": 1e-3}), tmp_path, CPU)
     with pytest.raises(WorkdirError, match=r"data: checkpoint trained on.*\[512, 32\]/\[128, 32\], now \[511, 32\]"):
-        train(model_for(), x_train[:-1], x_val, config, tmp_path, progress=False, device="cpu")
+        train(model_for(), x_train[:-1], x_val, config, tmp_path, CPU)
     relabelled = TrainConfig(**{**config.to_dict(), "log_every": 1, "checkpoint_every": 1})
-    assert train(model_for(), x_train, x_val, relabelled, tmp_path, progress=False, device="cpu").step == 4
+    assert train(model_for(), x_train, x_val, relabelled, tmp_path, CPU).step == 4
 
 
 @pytest.mark.parametrize(
@@ -104,7 +116,7 @@ def test_training_on_clustered_data_lowers_the_validation_loss(tmp_path, data, s
     before = validate(model, x_val, generator=torch.Generator().manual_seed(0))
     config = TrainConfig(steps=400, batch_size=128, lr=2e-3, warmup_steps=20, lr_schedule="cosine",
                          log_every=100, eval_every=200, checkpoint_every=0)
-    result = train(model, x_train, x_val, config, tmp_path, progress=False, device="cpu")
+    result = train(model, x_train, x_val, config, tmp_path, CPU)
     after = result.history["val"][-1]
     assert [v["step"] for v in result.history["val"]] == [200, 400]
     assert after["loss"] < loss_ratio * before["loss"]
@@ -132,7 +144,7 @@ def test_validation_is_deterministic_and_complete(data):
 def test_bad_inputs_raise_named_errors(tmp_path, data):
     x_train, x_val = data
     with pytest.raises(InputError, match=r"x0_train has shape \(512, 16\).*\[N, 32\]"):
-        train(model_for(), x_train[:, :16], x_val, TrainConfig(steps=1), tmp_path, progress=False, device="cpu")
+        train(model_for(), x_train[:, :16], x_val, TrainConfig(steps=1), tmp_path, CPU)
     with pytest.raises(ConfigError, match="precision.*fp8"):
         TrainConfig(precision="fp8")
     with pytest.raises(ConfigError, match="unknown TrainConfig keys \\['learning_rate'\\]"):
@@ -189,7 +201,7 @@ def test_nan_training_data_is_refused_by_row(tmp_path):
     x = torch.randn(20, 8)
     x[7, 0] = float("inf")
     with pytest.raises(NonFiniteError, match=r"rows \[7\]"):
-        train(model, x, None, TrainConfig(steps=2, batch_size=4), tmp_path / "run", progress=False)
+        train(model, x, None, TrainConfig(steps=2, batch_size=4), tmp_path / "run", RunOptions(progress=False))
 
 
 def test_the_trainers_optimizer_decays_only_what_the_config_says():

@@ -24,11 +24,7 @@ from .schedules import (
     make_schedule,
     sigmoid_beta_schedule,
 )
-from .trainer import (
-    TrainConfig,
-    TrainResult,
-    train,
-)
+from .trainer import RunOptions, TrainConfig, TrainResult, train
 from .validation import validate
 from .weighting import WEIGHTINGS, loss_weight
 
@@ -39,6 +35,7 @@ __all__ = [
     "DiffusionModel",
     "NoiseSchedule",
     "Prediction",
+    "RunOptions",
     "TrainConfig",
     "TrainResult",
     "build_denoiser",

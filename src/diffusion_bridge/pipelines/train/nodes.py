@@ -13,6 +13,7 @@ import torch
 from diffusion_bridge.devices import resolve_device
 from diffusion_bridge.diffusion import (
     DiffusionModel,
+    RunOptions,
     TrainConfig,
     data_fingerprint,
     to_diffusion_space,
@@ -46,10 +47,9 @@ def train_diffusion_model(
     if params.get("threads"):
         torch.set_num_threads(int(params["threads"]))
     log.info("Training the %s preset (%s denoiser, %d steps) in %s", preset_name, model.denoiser_name, config.steps, workdir)
-    result = train(
-        model, x0_train, x0_val, config, workdir, progress=params["progress"],
-        stop_after=params.get("stop_after"), device=resolve_device(params["device"]),
-    )
+    options = RunOptions(device=resolve_device(params["device"]), progress=params["progress"],
+                         stop_after=params.get("stop_after"))
+    result = train(model, x0_train, x0_val, config, workdir, options)
     metrics = {
         "preset": preset_name,
         "model": model.config,
