@@ -151,6 +151,18 @@ def test_bad_inputs_raise_named_errors(tmp_path, data):
         TrainConfig.from_dict({"learning_rate": 1e-3})
 
 
+@pytest.mark.parametrize(("launched", "precision"), [("fp16", "bf16"), ("bf16", "bf16"), ("fp16", "fp16")])
+def test_a_launch_with_another_mixed_precision_is_refused(tmp_path, data, monkeypatch, launched, precision):
+    # `accelerate launch --mixed_precision X` (or a saved accelerate config) sets this for every rank; on the
+    # CPU the run's precision means fp32 ("no"), so any mixed precision contradicts it
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", launched)
+    x_train, x_val = data
+    config = TrainConfig(steps=2, batch_size=16, eval_every=0, precision=precision)
+    with pytest.raises(ConfigError, match=rf"launched with mixed_precision='{launched}'.*--mixed_precision no"):
+        train(model_for(), x_train, x_val, config, tmp_path, CPU)
+    assert not (tmp_path / "checkpoint").exists()
+
+
 def test_learning_rate_warms_up_then_follows_a_cosine():
     config = TrainConfig(steps=110, lr=1.0, warmup_steps=10, lr_schedule="cosine", min_lr_ratio=0.1)
     assert lr_at(0, config) == pytest.approx(0.1) and lr_at(9, config) == pytest.approx(1.0)

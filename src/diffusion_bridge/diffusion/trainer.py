@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator
 from torch import Tensor, nn
 
 from diffusion_bridge.checks import require_finite
@@ -31,6 +30,7 @@ from diffusion_bridge.progress import progress_bar
 from diffusion_bridge.serialization import jsonable
 from diffusion_bridge.training import (
     Precision,
+    accelerator_for,
     capture_rng,
     make_optimizer,
     param_groups,
@@ -252,14 +252,18 @@ def train(
 
 
 class _Runtime:
-    """This process: one device, or one rank of an accelerate/torchrun (DDP) launch."""
+    """This process: one device, or one rank of an accelerate/torchrun (DDP) launch.
+
+    Under a launcher the Accelerator is built from the run's own precision (`accelerator_for`): a launch
+    with another `--mixed_precision` (or a saved accelerate config) is refused instead of silently winning.
+    """
 
     def __init__(self, config: TrainConfig, device: str | torch.device | None):
-        self.accelerator = None
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            self.accelerator = Accelerator(cpu=device is not None and torch.device(device).type == "cpu")
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        launched = int(os.environ.get("WORLD_SIZE", "1")) > 1 or "ACCELERATE_MIXED_PRECISION" in os.environ
+        self.accelerator = accelerator_for(config.precision, cpu=device.type == "cpu") if launched else None
         if self.accelerator is None:
-            self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+            self.device = device
             self.world, self.rank, self.is_main = 1, 0, True
         else:
             self.device = self.accelerator.device
