@@ -101,7 +101,7 @@ def test_a_workdir_of_another_run_is_refused(tmp_path, data):
         train(model_for(), x_train, x_val, TrainConfig(**{**config.to_dict(), "lr": 1e-3}), tmp_path, CPU)
     with pytest.raises(WorkdirError, match=r"data: checkpoint trained on.*\[512, 32\]/\[128, 32\], now \[511, 32\]"):
         train(model_for(), x_train[:-1], x_val, config, tmp_path, CPU)
-    relabelled = TrainConfig(**{**config.to_dict(), "log_every": 1, "checkpoint_every": 1})
+    relabelled = TrainConfig(**{**config.to_dict(), "log_every": 1, "checkpoint_every": 1, "val_timesteps": [10, 990]})
     assert train(model_for(), x_train, x_val, relabelled, tmp_path, CPU).step == 4
 
 
@@ -113,7 +113,7 @@ def test_training_on_clustered_data_lowers_the_validation_loss(tmp_path, data, s
     x_train, x_val = data
     torch.manual_seed(0)
     model = DiffusionModel(DIM, denoiser_kwargs={"width": 64, "depth": 2, "skip": skip})
-    before = validate(model, x_val, generator=torch.Generator().manual_seed(0))
+    before = validate(model, x_val, TrainConfig().val_timesteps, generator=torch.Generator().manual_seed(0))
     config = TrainConfig(steps=400, batch_size=128, lr=2e-3, warmup_steps=20, lr_schedule="cosine",
                          log_every=100, eval_every=200, checkpoint_every=0)
     result = train(model, x_train, x_val, config, tmp_path, CPU)
@@ -122,7 +122,7 @@ def test_training_on_clustered_data_lowers_the_validation_loss(tmp_path, data, s
     assert after["loss"] < loss_ratio * before["loss"]
     assert after["cos_x0/t600"] > before["cos_x0/t600"] + cos600_gain  # t=600 is mostly noise
     assert after["cos_x0/t100"] > 0.8 and after["cos_x0/t100"] > after["cos_x0/t800"]
-    again = validate(result.model, x_val, generator=torch.Generator().manual_seed(config.seed))
+    again = validate(result.model, x_val, config.val_timesteps, generator=torch.Generator().manual_seed(config.seed))
     assert after == {"step": 400, "time_s": after["time_s"], **again}
     assert 0 < result.history["val"][0]["time_s"] < after["time_s"]
     assert result.samples_per_s > 0
@@ -131,8 +131,8 @@ def test_training_on_clustered_data_lowers_the_validation_loss(tmp_path, data, s
 def test_validation_is_deterministic_and_complete(data):
     _, x_val = data
     model = model_for()
-    a = validate(model, x_val, generator=torch.Generator().manual_seed(4), batch_size=50)
-    b = validate(model, x_val, generator=torch.Generator().manual_seed(4))
+    a = validate(model, x_val, [100, 200, 400, 600, 800], generator=torch.Generator().manual_seed(4), batch_size=50)
+    b = validate(model, x_val, (100, 200, 400, 600, 800), generator=torch.Generator().manual_seed(4))
     assert a.keys() == b.keys() and all(math.isclose(a[k], b[k], rel_tol=1e-5) for k in a)
     buckets = [k for k in a if k.startswith("loss/")]
     assert buckets[0] == "loss/t000-099" and buckets[-1] == "loss/t900-999" and len(buckets) == 10
@@ -147,6 +147,9 @@ def test_bad_inputs_raise_named_errors(tmp_path, data):
         train(model_for(), x_train[:, :16], x_val, TrainConfig(steps=1), tmp_path, CPU)
     with pytest.raises(ConfigError, match="precision.*fp8"):
         TrainConfig(precision="fp8")
+    with pytest.raises(ConfigError, match=r"val_timesteps \[1000\] lie outside \[0, 999\].*train\.val_timesteps"):
+        train(model_for(), x_train, x_val, TrainConfig(steps=1, val_timesteps=(600, 1000)), tmp_path, CPU)
+    assert validate(model_for(), x_val, [])["loss"] > 0  # no timesteps: the band losses alone
     with pytest.raises(ConfigError, match="unknown TrainConfig keys \\['learning_rate'\\]"):
         TrainConfig.from_dict({"learning_rate": 1e-3})
 
