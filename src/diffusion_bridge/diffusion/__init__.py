@@ -15,6 +15,7 @@ from .checkpoints import (
 from .denoisers import DENOISERS, build_denoiser
 from .model import DiffusionModel, Prediction
 from .objectives import OBJECTIVES
+from .presets import preset_model, train_preset
 from .reference import load_reference_checkpoint
 from .samplers import ddim_sample, ddpm_sample, dpm_solver_pp_2m, reference_timesteps
 from .schedules import (
@@ -55,8 +56,10 @@ __all__ = [
     "read_checkpoint_config",
     "reference_timesteps",
     "save_checkpoint",
+    "preset_model",
     "sigmoid_beta_schedule",
     "to_diffusion_space",
     "train",
+    "train_preset",
     "validate",
 ]

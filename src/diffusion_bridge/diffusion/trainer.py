@@ -142,6 +142,18 @@ class TrainResult:
     checkpoint_dir: Path
     config: TrainConfig = field(default_factory=TrainConfig)
 
+    def summary(self) -> dict[str, Any]:
+        """The run's record (JSON-ready): settings, size, speed, steps, history and the last validation."""
+        return {
+            "model": self.model.config,
+            "train": self.config.to_dict(),
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "samples_per_s": self.samples_per_s,
+            "steps": self.step,
+            "history": self.history,
+            "final_validation": self.history["val"][-1] if self.history.get("val") else {},
+        }
+
     def ema_model(self) -> DiffusionModel:
         """A copy of the model carrying the EMA weights."""
         model = DiffusionModel.from_config(self.model.config).to(next(self.model.parameters()).device)
