@@ -72,8 +72,8 @@ class TrainConfig:
     grad_clip: float = 1.0  # reference: max_grad_norm=1
     ema_decay: float = 0.995  # reference: ema_decay=0.995
     ema_every: int = 10  # reference: ema_pytorch update_every=10
-    ema_start: int = 100  # ema_pytorch update_after_step=100: copy the weights until then
-    ema_power: float = 2 / 3  # ema_pytorch warm-up: decay = min(ema_decay, 1 - (1 + n)^-power)
+    ema_start: int = 100  # ema-pytorch update_after_step=100: copy the weights until then
+    ema_power: float = 2 / 3  # ema-pytorch warm-up: decay = min(ema_decay, 1 - (1 + n)^-power)
     precision: str = "bf16"  # autocast dtype on CUDA (reference: fp16); CPU always runs fp32
     compile: bool = False
     log_every: int = 100
@@ -173,10 +173,11 @@ def lr_at(step: int, config: TrainConfig) -> float:
 
 
 class EMA:
-    """EMA of the weights with ema_pytorch's schedule (as the reference's Trainer1D uses it).
+    """EMA of the weights as ema-pytorch (>= 0.6.4) keeps it for the reference's Trainer1D.
 
-    Updated after optimizer step k (0-based) when k % every == 0: a plain copy while k <= start,
-    then lerp toward the weights with decay min(ema_decay, 1 - (1 + k - start)^-power).
+    Updated after optimizer step k (0-based): a plain copy at the first update and whenever k <= start
+    (k % every == 0), then, every `every` steps, a lerp toward the weights with decay
+    min(ema_decay, 1 - (1 + k - start)^-power) (ema-pytorch's warm-up, inv_gamma 1).
     """
 
     def __init__(self, model: nn.Module, config: TrainConfig):
@@ -192,17 +193,16 @@ class EMA:
 
     @torch.no_grad()
     def update(self, model: nn.Module, step: int) -> None:
-        if step % self.config.ema_every:
+        if self.initted and step % self.config.ema_every:
             return
         live = model.state_dict()
         shadow = [self.shadow[k] for k in live]
         current = [v.float() for v in live.values()]
-        if step <= self.config.ema_start or not self.initted:
+        if not self.initted or step <= self.config.ema_start:
             torch._foreach_copy_(shadow, current)
-            self.initted = step > self.config.ema_start
-            if not self.initted:
-                return
-        torch._foreach_lerp_(shadow, current, 1.0 - self.decay(step))
+            self.initted = True
+        else:
+            torch._foreach_lerp_(shadow, current, 1.0 - self.decay(step))
 
 
 def train(
