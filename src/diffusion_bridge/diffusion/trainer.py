@@ -29,6 +29,7 @@ from diffusion_bridge.errors import CheckpointError, ConfigError, InputError, Wo
 from diffusion_bridge.progress import progress_bar
 from diffusion_bridge.serialization import jsonable
 from diffusion_bridge.training import (
+    PRECISIONS,
     Precision,
     accelerator_for,
     capture_rng,
@@ -37,6 +38,7 @@ from diffusion_bridge.training import (
     read_training_state,
     restore_rng,
 )
+from diffusion_bridge.training.optim import OPTIMIZERS
 from diffusion_bridge.training.precision import optimizer_step
 
 from .checkpoints import (
@@ -96,10 +98,10 @@ class TrainConfig:
                 problems.append(f"{name} must be >= 0 (got {getattr(self, name)})")
         if self.lr_schedule not in ("constant", "cosine"):
             problems.append(f"lr_schedule must be 'constant' or 'cosine' (got {self.lr_schedule!r})")
-        if self.precision not in ("fp32", "bf16", "fp16"):
-            problems.append(f"precision must be 'fp32', 'bf16' or 'fp16' (got {self.precision!r})")
-        if self.optimizer not in ("adam", "adamw"):
-            problems.append(f"optimizer must be 'adam' or 'adamw' (got {self.optimizer!r})")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {sorted(PRECISIONS)} (got {self.precision!r})")
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"optimizer must be one of {sorted(OPTIMIZERS)} (got {self.optimizer!r})")
         if any(t < 0 for t in self.val_timesteps):
             problems.append(f"val_timesteps must be >= 0 (got {list(self.val_timesteps)})")
         if not 0 <= self.ema_decay < 1:
