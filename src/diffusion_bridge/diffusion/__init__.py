@@ -1,6 +1,8 @@
-"""The diffusion core: schedules, objectives, denoisers, the model, samplers, checkpoints and the trainer.
+"""The diffusion core: schedules, objectives, denoisers, the model, samplers, checkpoints, the trainer and
+preset runs.
 
-Usable without Kedro:  `from diffusion_bridge.diffusion import DiffusionModel, ddim_sample, train, ...`.
+Usable without Kedro:  `from diffusion_bridge.diffusion import DiffusionModel, ddim_sample, train, ...`;
+samplers take the network as one callable, `ddim_sample(model.predict, model.schedule, x_t, times)`.
 """
 
 from diffusion_bridge.space import default_radius, project_to_radius, to_diffusion_space
