@@ -12,7 +12,6 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from diffusion_bridge.diffusion import DiffusionModel, RunOptions, TrainConfig, load_model, train, validate
-from diffusion_bridge.diffusion.trainer import lr_at
 from diffusion_bridge.errors import CheckpointError, ConfigError, InputError, WorkdirError
 
 DIM = 32
@@ -79,8 +78,8 @@ def test_a_training_state_of_another_format_is_refused_by_file(tmp_path, data):
     config = TrainConfig(steps=4, batch_size=16, eval_every=0, log_every=2)
     train(model_for(), x_train, x_val, config, tmp_path, RunOptions("cpu", progress=False, stop_after=2))
     state_file = tmp_path / "checkpoint" / "training_state.pt"
-    torch.save({**torch.load(state_file, weights_only=True), "format_version": 1}, state_file)
-    with pytest.raises(CheckpointError, match=r"checkpoint: training_state\.pt has format 1.*delete"):
+    torch.save({**torch.load(state_file, weights_only=True), "format_version": 2}, state_file)
+    with pytest.raises(CheckpointError, match=r"checkpoint: training_state\.pt has format 2.*delete"):
         train(model_for(), x_train, x_val, config, tmp_path, CPU)
 
 
@@ -166,12 +165,18 @@ def test_a_launch_with_another_mixed_precision_is_refused(tmp_path, data, monkey
     assert not (tmp_path / "checkpoint").exists()
 
 
-def test_learning_rate_warms_up_then_follows_a_cosine():
-    config = TrainConfig(steps=110, lr=1.0, warmup_steps=10, lr_schedule="cosine", min_lr_ratio=0.1)
-    assert lr_at(0, config) == pytest.approx(0.1) and lr_at(9, config) == pytest.approx(1.0)
-    assert lr_at(60, config) == pytest.approx(0.1 + 0.9 * 0.5)
-    assert lr_at(110, config) == pytest.approx(0.1)
-    assert lr_at(50, TrainConfig(lr=3e-4)) == 3e-4
+def test_learning_rate_warms_up_from_zero_then_follows_transformers_cosine(tmp_path, data):
+    x_train, x_val = data
+    config = TrainConfig(steps=12, batch_size=16, lr=1e-3, warmup_steps=4, lr_schedule="cosine", min_lr_ratio=0.1,
+                         log_every=1, eval_every=0)
+    lrs = [row["lr"] for row in train(model_for(), x_train, x_val, config, tmp_path, CPU).history["train"]]
+    warmup = [1e-3 * i / 4 for i in range(4)]  # transformers' warm-up starts at 0
+    cosine = [1e-4 + 9e-4 * 0.5 * (1 + math.cos(math.pi * (i - 4) / 8)) for i in range(4, 12)]
+    assert lrs == pytest.approx(warmup + cosine, rel=1e-9, abs=1e-15)
+    constant = TrainConfig(steps=3, batch_size=16, lr=3e-4, log_every=1, eval_every=0)
+    assert [row["lr"] for row in train(model_for(), x_train, x_val, constant, tmp_path / "c", CPU).history["train"]] == [3e-4] * 3
+    with pytest.raises(ConfigError, match=r"lr_schedule must be one of \['constant', 'linear', 'cosine'\]"):
+        TrainConfig(lr_schedule="step")
 
 
 @pytest.mark.slow

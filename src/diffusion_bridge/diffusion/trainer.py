@@ -11,7 +11,6 @@ Read `train` first: the loop on one screen. Its helpers follow in the order it c
 
 from __future__ import annotations
 
-import math
 import os
 import time
 import warnings
@@ -29,10 +28,12 @@ from diffusion_bridge.errors import CheckpointError, ConfigError, InputError, Wo
 from diffusion_bridge.progress import progress_bar
 from diffusion_bridge.serialization import jsonable
 from diffusion_bridge.training import (
+    LR_SCHEDULES,
     PRECISIONS,
     Precision,
     accelerator_for,
     capture_rng,
+    lr_scheduler,
     make_optimizer,
     param_groups,
     read_training_state,
@@ -53,7 +54,7 @@ from .model import DiffusionModel
 from .validation import check_val_timesteps, validate
 
 CHECKPOINT_NAME = "checkpoint"
-STATE_FORMAT = 2  # training_state.pt layout; 1 kept RNG states under other keys
+STATE_FORMAT = 3  # training_state.pt layout; 2 had no lr_scheduler, 1 kept RNG states under other keys
 # Fields that may change between a run and its resumption: they do not touch the numbers.
 BOOKKEEPING_FIELDS = frozenset({"log_every", "eval_every", "checkpoint_every", "compile", "val_timesteps"})
 Evaluate = Callable[[DiffusionModel, Tensor], dict[str, float]]
@@ -69,7 +70,8 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.99)  # reference: adam_betas
     weight_decay: float = 0.0  # reference: plain Adam, no decay
     warmup_steps: int = 0  # reference: none
-    lr_schedule: str = "constant"  # reference: constant; or "cosine" (to min_lr_ratio·lr after warm-up)
+    # transformers' schedules after a linear warm-up from 0: constant (reference), cosine (to min_lr_ratio·lr), linear (to 0)
+    lr_schedule: str = "constant"
     min_lr_ratio: float = 0.1
     grad_clip: float = 1.0  # reference: max_grad_norm=1
     ema_decay: float = 0.995  # reference: ema_decay=0.995
@@ -96,8 +98,8 @@ class TrainConfig:
         for name in ("warmup_steps", "eval_every", "checkpoint_every", "ema_start"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0 (got {getattr(self, name)})")
-        if self.lr_schedule not in ("constant", "cosine"):
-            problems.append(f"lr_schedule must be 'constant' or 'cosine' (got {self.lr_schedule!r})")
+        if self.lr_schedule not in LR_SCHEDULES:
+            problems.append(f"lr_schedule must be one of {list(LR_SCHEDULES)} (got {self.lr_schedule!r})")
         if self.precision not in PRECISIONS:
             problems.append(f"precision must be one of {sorted(PRECISIONS)} (got {self.precision!r})")
         if self.optimizer not in OPTIMIZERS:
@@ -161,17 +163,6 @@ class TrainResult:
         model = DiffusionModel.from_config(self.model.config).to(next(self.model.parameters()).device)
         model.load_state_dict(self.ema_state_dict)
         return model
-
-
-def lr_at(step: int, config: TrainConfig) -> float:
-    """Learning rate for the 0-based `step`: linear warm-up, then constant or cosine decay."""
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    if config.lr_schedule == "constant":
-        return config.lr
-    progress = min(1.0, (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps))
-    floor = config.lr * config.min_lr_ratio
-    return floor + (config.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 class EMA:
@@ -240,7 +231,7 @@ def train(
     meter = _Meter(rt, config.batch_size, start, clock.seconds())
     bar = progress_bar(total=config.steps, initial=start, desc="diffusion", enabled=options.progress and rt.is_main)
     for step in range(start, end):
-        lr = _set_lr(state.optimizer, lr_at(step, config))
+        lr = state.scheduler.get_last_lr()[0]
         meter.add(train_step(step, *get_batch()))
         done = step + 1
         bar.update(1)
@@ -310,6 +301,7 @@ class _State:
     model: DiffusionModel
     ema: EMA
     optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler  # stepped once per optimizer step
     scaler: torch.amp.GradScaler | None  # loss scaling, whenever fp16 runs
     generator: torch.Generator  # draws every batch (rows, t, noise), shared by all ranks
     step: int = 0
@@ -325,8 +317,9 @@ class _State:
         # fused kernels wherever torch has them (CPU too), as this trainer always has: resumes stay exact
         optimizer = make_optimizer(config.optimizer, param_groups(model, config.weight_decay), config.lr,
                                    config.betas, device, fused=True)
+        scheduler = lr_scheduler(optimizer, config.lr_schedule, config.warmup_steps, config.steps, config.min_lr_ratio)
         scaler = Precision(config.precision, device).grad_scaler()
-        return cls(model, ema, optimizer, scaler, torch.Generator(device=device).manual_seed(config.seed))
+        return cls(model, ema, optimizer, scheduler, scaler, torch.Generator(device=device).manual_seed(config.seed))
 
 
 def _batch_fn(x0_train: Tensor, num_timesteps: int, config: TrainConfig, generator: torch.Generator,
@@ -355,16 +348,11 @@ def _step_fn(state: _State, config: TrainConfig, rt: _Runtime) -> Callable[[int,
         with precision.autocast():
             loss = forward(x0, t, noise)
         optimizer_step(loss, state.optimizer, state.scaler, state.model.parameters(), config.grad_clip)
+        state.scheduler.step()
         state.ema.update(state.model, step)
         return loss
 
     return train_step
-
-
-def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> float:
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    return lr
 
 
 def _evaluate(model: DiffusionModel, x0_val: Tensor, config: TrainConfig, evaluate: Evaluate | None) -> dict[str, float]:
@@ -397,6 +385,7 @@ def _save(state: _State, directory: Path, config: TrainConfig, data: dict[str, A
                 "format_version": STATE_FORMAT,
                 "step": state.step,
                 "optimizer": state.optimizer.state_dict(),
+                "lr_scheduler": state.scheduler.state_dict(),
                 "scaler": state.scaler.state_dict() if state.scaler is not None else {},
                 "rng": capture_rng({"batches": state.generator}, rt.device),
                 "ema_initted": state.ema.initted,
@@ -431,6 +420,7 @@ def _resume(state: _State, found: Path, config: TrainConfig, data: dict[str, Any
     state.ema.shadow = {k: v.float() for k, v in load_weights(found, "ema", device).items()}
     state.ema.initted = saved["ema_initted"]
     state.optimizer.load_state_dict(saved["optimizer"])
+    state.scheduler.load_state_dict(saved["lr_scheduler"])
     if state.scaler is not None and saved["scaler"]:
         state.scaler.load_state_dict(saved["scaler"])
     state.step, state.history = saved["step"], saved["history"]
