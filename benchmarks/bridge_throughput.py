@@ -76,7 +76,7 @@ def reference_loop(
             x = to_diffusion_space(
                 row.unsqueeze(0).to(device), mean, model.radius
             )  # 5·normalize(normalize(e) − mean)
-            x = ddim_sample(model, x, times)
+            x = ddim_sample(model.predict, model.schedule, x, times)
             out.append(F.normalize(x, dim=-1).cpu())
     return torch.cat(out)
 

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from _common import device_name  # noqa: I001 (benchmarks/ helper, run as a script)
-from diffusion_bridge.diffusion import DiffusionModel, TrainConfig, train
+from diffusion_bridge.diffusion import DiffusionModel, RunOptions, TrainConfig, train
 from diffusion_bridge.space import default_radius
 
 DIM = 512
@@ -92,7 +92,7 @@ class Cos600:
         was_training = model.training
         model.eval()
         cos = [
-            F.cosine_similarity(model.model_predictions(model.schedule.q_sample(a, b, c), b).x0, a, dim=-1)
+            F.cosine_similarity(model.predict(model.schedule.q_sample(a, b, c), b).x0, a, dim=-1)
             for a, b, c in zip(x0.split(512), t.split(512), noise.split(512), strict=True)
         ]
         model.train(was_training)
@@ -238,7 +238,7 @@ def our_run(
     )
     with tempfile.TemporaryDirectory() as workdir:
         result = train(
-            model, x_train, x_val, config, workdir, progress=False, device=device, evaluate=evaluate
+            model, x_train, x_val, config, workdir, RunOptions(device=device, progress=False, evaluate=evaluate)
         )
     rates = [row["samples_per_s"] for row in result.history["train"][1:]]  # the first interval holds warm-up
     rate = statistics.median(rates) if rates else result.samples_per_s

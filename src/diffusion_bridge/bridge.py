@@ -91,7 +91,7 @@ def bridge_embeddings(
                     # The reference noises to t0 and then starts denoising at t0−1 (its linspace ends at t0−1).
                     t = torch.full((x.shape[0],), t0, device=device, dtype=torch.long).clamp(max=model.num_timesteps - 1)
                     x = model.schedule.q_sample(x, t, draw_noise(tuple(x.shape), generator, device))
-                x = SAMPLERS[sampler](model, x, times, **kwargs)
+                x = SAMPLERS[sampler](model.predict, model.schedule, x, times, **kwargs)
             out.append(F.normalize(x.float(), dim=-1).cpu())
     return torch.cat(out) if out else embeddings.new_zeros((0, embeddings.shape[-1]))
 

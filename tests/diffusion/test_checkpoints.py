@@ -49,6 +49,16 @@ def test_saving_again_replaces_atomically_and_leaves_no_temporaries(tmp_path):
                        small_model(1).state_dict()["denoiser.in_proj.weight"])
 
 
+def test_a_checkpoint_left_aside_by_a_crash_mid_swap_is_found(tmp_path):
+    save_checkpoint(tmp_path / "ckpt", small_model(0))
+    aside = tmp_path / ".ckpt.x1y2.old"  # what atomic_path leaves if it dies between its two renames
+    aside.mkdir()
+    (tmp_path / "ckpt").rename(aside / "ckpt")
+    found = load_model(tmp_path / "ckpt")
+    assert torch.equal(found.state_dict()["denoiser.in_proj.weight"], small_model(0).state_dict()["denoiser.in_proj.weight"])
+    assert read_checkpoint_config(tmp_path / "ckpt")["model"] == small_model(0).config
+
+
 def test_wrong_dim_for_the_data_is_a_named_mismatch(tmp_path):
     save_checkpoint(tmp_path / "ckpt", small_model(dim=16))
     with pytest.raises(CheckpointError, match=r"config\.json.*16-d vectors.*32-d"):

@@ -56,12 +56,12 @@ def test_loss_draws_its_own_t_and_noise_reproducibly():
     assert model.denoiser.out_proj.weight.grad is not None
 
 
-def test_model_predictions_reproject_the_input_and_derive_eps_from_it():
+def test_predictions_reproject_the_input_and_derive_eps_from_it():
     model = make()
     g = torch.Generator().manual_seed(4)
     x = torch.randn(6, 32, generator=g) * 3  # any norm: the model re-projects it
     t = torch.full((6,), 599)
-    pred = model.model_predictions(x, t)
+    pred = model.predict(x, t)
     x_in = (model.radius * x.double() / x.double().norm(dim=-1, keepdim=True))
     x0 = model.denoiser(x_in.float(), t).double()
     abar = float64_schedule()[599]
@@ -73,7 +73,7 @@ def test_model_predictions_reproject_the_input_and_derive_eps_from_it():
 def test_rescale_off_feeds_x_t_unchanged():
     model = make(rescale=False)
     x, t = torch.randn(4, 32) * 3, torch.full((4,), 10)
-    torch.testing.assert_close(model.model_predictions(x, t).x0, model.denoiser(x, t))
+    torch.testing.assert_close(model.predict(x, t).x0, model.denoiser(x, t))
 
 
 def test_config_round_trips_through_json():

@@ -180,7 +180,7 @@ def test_x0_prediction_matches_the_reference_math(reference_file):
     model = load_reference_checkpoint(path)
     v = vision_vectors() * 1.7  # any norm: both re-project to 5
     t = torch.full((4,), 599)
-    ours = model.model_predictions(v, t).x0
+    ours = model.predict(v, t).x0
     expected = reference_unet(w, (F.normalize(v.double(), dim=-1) * 5).unsqueeze(1), t).squeeze(1)
     torch.testing.assert_close(ours.double(), expected, rtol=1e-4, atol=1e-4)
 
@@ -191,7 +191,7 @@ def test_full_ddim_bridge_from_600_in_5_steps_matches_the_reference_math(referen
     v = vision_vectors()
     times = reference_timesteps(600, 5)
     assert times == [599, 479, 359, 239, 119, -1]
-    ours = ddim_sample(model, v, times)
+    ours = ddim_sample(model.predict, model.schedule, v, times)
     expected = reference_bridge(w, abar, v, times)
     torch.testing.assert_close(ours.double(), expected, rtol=1e-4, atol=5e-5)  # measured: 2e-6
     cos = F.cosine_similarity(ours.double(), expected, dim=-1)

@@ -14,6 +14,7 @@ from diffusion_bridge.diffusion import (
     reference_timesteps,
 )
 from diffusion_bridge.errors import ConfigError
+from diffusion_bridge.space import project_to_radius
 
 DIM, MU_SCALE, STD = 16, 1.0, 0.5
 
@@ -69,7 +70,7 @@ def test_dpm_solver_2m_is_more_accurate_than_ddim_and_both_converge():
 
     def error(sampler, steps):
         times = [int(v) for v in np.linspace(t0, t_end, steps + 1).round()]
-        return (sampler(model, x_t, times).double() - exact).norm(dim=-1).mean().item()
+        return (sampler(model.predict, model.schedule, x_t, times).double() - exact).norm(dim=-1).mean().item()
 
     ddim = {n: error(ddim_sample, n) for n in (20, 40)}
     dpm = {n: error(dpm_solver_pp_2m, n) for n in (20, 40)}
@@ -83,7 +84,8 @@ def test_first_dpm_step_is_a_ddim_step():
     torch.manual_seed(0)
     model = DiffusionModel(DIM, denoiser_kwargs={"width": 16, "depth": 2})
     x = torch.randn(8, DIM)
-    torch.testing.assert_close(dpm_solver_pp_2m(model, x, [599, 300]), ddim_sample(model, x, [599, 300]))
+    torch.testing.assert_close(dpm_solver_pp_2m(model.predict, model.schedule, x, [599, 300]),
+                               ddim_sample(model.predict, model.schedule, x, [599, 300]))
 
 
 def test_ddpm_equals_ddim_with_eta_one_for_the_same_noise():
@@ -91,8 +93,8 @@ def test_ddpm_equals_ddim_with_eta_one_for_the_same_noise():
     model = DiffusionModel(DIM, denoiser_kwargs={"width": 16, "depth": 2})
     x = torch.randn(8, DIM) * model.radius / DIM**0.5
     times = [700, 500, 260, 100, -1]
-    a = ddpm_sample(model, x, times, generator=torch.Generator().manual_seed(1))
-    b = ddim_sample(model, x, times, eta=1.0, generator=torch.Generator().manual_seed(1))
+    a = ddpm_sample(model.predict, model.schedule, x, times, generator=torch.Generator().manual_seed(1))
+    b = ddim_sample(model.predict, model.schedule, x, times, eta=1.0, generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
@@ -102,10 +104,26 @@ def test_ddpm_step_matches_diffusers_posterior():
     scheduler.set_timesteps(1000)
     x = torch.randn(4, DIM, generator=torch.Generator().manual_seed(2))
     t = 321
-    ours = ddpm_sample(model, x, [t, t - 1], generator=torch.Generator().manual_seed(7))
-    x0_hat = model.model_predictions(x, torch.full((4,), t)).x0
+    ours = ddpm_sample(model.predict, model.schedule, x, [t, t - 1], generator=torch.Generator().manual_seed(7))
+    x0_hat = model.predict(x, torch.full((4,), t)).x0
     theirs = scheduler.step(x0_hat, t, x, generator=torch.Generator().manual_seed(7)).prev_sample
     torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
+def test_ddpm_posterior_is_centred_on_the_re_projected_input():
+    """The DDPM mean uses x_t as the network saw it (on the sphere), recovered from (x0_hat, eps_hat) alone."""
+    torch.manual_seed(0)
+    model = DiffusionModel(DIM, denoiser_kwargs={"width": 16, "depth": 2})
+    x = torch.randn(8, DIM) * 3  # off the sphere: the network sees it re-projected to the radius
+    t, s = 600, 450
+    ours = ddpm_sample(model.predict, model.schedule, x, [t, s], generator=torch.Generator().manual_seed(1))
+    a_t, a_s = model.schedule.alpha_bar(t), model.schedule.alpha_bar(s)
+    x_seen = project_to_radius(x, model.radius)
+    x0 = model.predict(x, torch.full((8,), t)).x0
+    mean = (a_s.sqrt() * (1 - a_t / a_s) / (1 - a_t)) * x0 + ((a_t / a_s).sqrt() * (1 - a_s) / (1 - a_t)) * x_seen
+    std = ((1 - a_t / a_s) * (1 - a_s) / (1 - a_t)).sqrt()
+    expected = mean + std * torch.randn(8, DIM, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("sampler", [ddim_sample, dpm_solver_pp_2m])
@@ -114,8 +132,8 @@ def test_a_batch_equals_its_rows_sampled_one_at_a_time(sampler):
     model = DiffusionModel(DIM, denoiser_kwargs={"width": 16, "depth": 2})
     x = torch.randn(6, DIM)
     times = reference_timesteps(600, 5)
-    batch = sampler(model, x, times)
-    rows = torch.cat([sampler(model, x[i:i + 1], times) for i in range(6)])
+    batch = sampler(model.predict, model.schedule, x, times)
+    rows = torch.cat([sampler(model.predict, model.schedule, x[i:i + 1], times) for i in range(6)])
     torch.testing.assert_close(batch, rows, rtol=1e-5, atol=1e-5)
     assert not batch.requires_grad
 
@@ -124,4 +142,4 @@ def test_a_batch_equals_its_rows_sampled_one_at_a_time(sampler):
 def test_bad_trajectories_are_rejected(times):
     model = DiffusionModel(DIM, denoiser_kwargs={"width": 8, "depth": 1})
     with pytest.raises(ConfigError):
-        ddim_sample(model, torch.zeros(1, DIM), times)
+        ddim_sample(model.predict, model.schedule, torch.zeros(1, DIM), times)

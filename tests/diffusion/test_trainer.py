@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from diffusion_bridge.diffusion import DiffusionModel, TrainConfig, load_model, train, validate
-from diffusion_bridge.diffusion.trainer import lr_at
-from diffusion_bridge.errors import ConfigError, InputError, WorkdirError
+from diffusion_bridge.diffusion import DiffusionModel, RunOptions, TrainConfig, load_model, train, validate
+from diffusion_bridge.errors import CheckpointError, ConfigError, InputError, WorkdirError
 
 DIM = 32
+CPU = RunOptions("cpu", progress=False)
 
 
 def clustered(n, seed, radius, clusters=8):
@@ -44,11 +44,11 @@ RESUME_CONFIG = TrainConfig(
 
 def test_stop_and_resume_is_bit_identical(tmp_path, data):
     x_train, x_val = data
-    straight = train(model_for(), x_train, x_val, RESUME_CONFIG, tmp_path / "a", progress=False, device="cpu")
-    first = train(model_for(), x_train, x_val, RESUME_CONFIG, tmp_path / "b", progress=False, device="cpu", stop_after=13)
+    straight = train(model_for(), x_train, x_val, RESUME_CONFIG, tmp_path / "a", CPU)
+    first = train(model_for(), x_train, x_val, RESUME_CONFIG, tmp_path / "b", RunOptions("cpu", progress=False, stop_after=13))
     assert first.step == 13
     # a fresh process would rebuild the model with other weights: resume must overwrite them all
-    resumed = train(model_for(seed=42), x_train, x_val, RESUME_CONFIG, tmp_path / "b", progress=False, device="cpu")
+    resumed = train(model_for(seed=42), x_train, x_val, RESUME_CONFIG, tmp_path / "b", CPU)
     assert resumed.step == straight.step == 30
     for key, value in straight.model.state_dict().items():
         assert torch.equal(resumed.model.state_dict()[key], value), key
@@ -62,21 +62,32 @@ def test_stop_and_resume_is_bit_identical(tmp_path, data):
 def test_resuming_on_another_device_type_continues_with_a_warning(tmp_path, data):
     x_train, x_val = data
     config = TrainConfig(steps=6, batch_size=16, eval_every=0, log_every=3)
-    train(model_for(), x_train, x_val, config, tmp_path, progress=False, device="cpu", stop_after=3)
+    train(model_for(), x_train, x_val, config, tmp_path, RunOptions("cpu", progress=False, stop_after=3))
     state_file = tmp_path / "checkpoint" / "training_state.pt"
     state = torch.load(state_file, weights_only=True)
-    state.update(device_type="cuda", generator=torch.zeros(16, dtype=torch.uint8))  # as a GPU run writes it
+    state["device_type"] = "cuda"  # as a GPU run writes it: a CUDA generator state cannot seed a CPU one
+    state["rng"]["generator/batches"] = torch.zeros(16, dtype=torch.uint8)
     torch.save(state, state_file)
     with pytest.warns(UserWarning, match="written on cuda and is resumed on cpu.*not bit-identically"):
-        result = train(model_for(), x_train, x_val, config, tmp_path, progress=False, device="cpu")
+        result = train(model_for(), x_train, x_val, config, tmp_path, CPU)
     assert result.step == 6
+
+
+def test_a_training_state_of_another_format_is_refused_by_file(tmp_path, data):
+    x_train, x_val = data
+    config = TrainConfig(steps=4, batch_size=16, eval_every=0, log_every=2)
+    train(model_for(), x_train, x_val, config, tmp_path, RunOptions("cpu", progress=False, stop_after=2))
+    state_file = tmp_path / "checkpoint" / "training_state.pt"
+    torch.save({**torch.load(state_file, weights_only=True), "format_version": 2}, state_file)
+    with pytest.raises(CheckpointError, match=r"checkpoint: training_state\.pt has format 2.*delete"):
+        train(model_for(), x_train, x_val, config, tmp_path, CPU)
 
 
 def test_a_finished_run_is_not_trained_again(tmp_path, data):
     x_train, x_val = data
     config = TrainConfig(steps=5, batch_size=16, eval_every=0, log_every=5)
-    done = train(model_for(), x_train, x_val, config, tmp_path, progress=False, device="cpu")
-    again = train(model_for(seed=1), x_train, x_val, config, tmp_path, progress=False, device="cpu")
+    done = train(model_for(), x_train, x_val, config, tmp_path, CPU)
+    again = train(model_for(seed=1), x_train, x_val, config, tmp_path, CPU)
     assert again.step == 5
     assert torch.equal(again.model.denoiser.in_proj.weight, done.model.denoiser.in_proj.weight)
 
@@ -84,13 +95,13 @@ def test_a_finished_run_is_not_trained_again(tmp_path, data):
 def test_a_workdir_of_another_run_is_refused(tmp_path, data):
     x_train, x_val = data
     config = TrainConfig(steps=4, batch_size=16, eval_every=0, log_every=2)
-    train(model_for(), x_train, x_val, config, tmp_path, progress=False, device="cpu")
+    train(model_for(), x_train, x_val, config, tmp_path, CPU)
     with pytest.raises(WorkdirError, match=r"train\.lr: checkpoint 8e-05, now 0\.001.*another workdir"):
-        train(model_for(), x_train, x_val, TrainConfig(**{**config.to_dict(), "lr": 1e-3}), tmp_path, progress=False, device="cpu")
+        train(model_for(), x_train, x_val, TrainConfig(**{**config.to_dict(), "lr": 1e-3}), tmp_path, CPU)
     with pytest.raises(WorkdirError, match=r"data: checkpoint trained on.*\[512, 32\]/\[128, 32\], now \[511, 32\]"):
-        train(model_for(), x_train[:-1], x_val, config, tmp_path, progress=False, device="cpu")
-    relabelled = TrainConfig(**{**config.to_dict(), "log_every": 1, "checkpoint_every": 1})
-    assert train(model_for(), x_train, x_val, relabelled, tmp_path, progress=False, device="cpu").step == 4
+        train(model_for(), x_train[:-1], x_val, config, tmp_path, CPU)
+    relabelled = TrainConfig(**{**config.to_dict(), "log_every": 1, "checkpoint_every": 1, "val_timesteps": [10, 990]})
+    assert train(model_for(), x_train, x_val, relabelled, tmp_path, CPU).step == 4
 
 
 @pytest.mark.parametrize(
@@ -101,16 +112,16 @@ def test_training_on_clustered_data_lowers_the_validation_loss(tmp_path, data, s
     x_train, x_val = data
     torch.manual_seed(0)
     model = DiffusionModel(DIM, denoiser_kwargs={"width": 64, "depth": 2, "skip": skip})
-    before = validate(model, x_val, generator=torch.Generator().manual_seed(0))
+    before = validate(model, x_val, TrainConfig().val_timesteps, generator=torch.Generator().manual_seed(0))
     config = TrainConfig(steps=400, batch_size=128, lr=2e-3, warmup_steps=20, lr_schedule="cosine",
                          log_every=100, eval_every=200, checkpoint_every=0)
-    result = train(model, x_train, x_val, config, tmp_path, progress=False, device="cpu")
+    result = train(model, x_train, x_val, config, tmp_path, CPU)
     after = result.history["val"][-1]
     assert [v["step"] for v in result.history["val"]] == [200, 400]
     assert after["loss"] < loss_ratio * before["loss"]
     assert after["cos_x0/t600"] > before["cos_x0/t600"] + cos600_gain  # t=600 is mostly noise
     assert after["cos_x0/t100"] > 0.8 and after["cos_x0/t100"] > after["cos_x0/t800"]
-    again = validate(result.model, x_val, generator=torch.Generator().manual_seed(config.seed))
+    again = validate(result.model, x_val, config.val_timesteps, generator=torch.Generator().manual_seed(config.seed))
     assert after == {"step": 400, "time_s": after["time_s"], **again}
     assert 0 < result.history["val"][0]["time_s"] < after["time_s"]
     assert result.samples_per_s > 0
@@ -119,8 +130,8 @@ def test_training_on_clustered_data_lowers_the_validation_loss(tmp_path, data, s
 def test_validation_is_deterministic_and_complete(data):
     _, x_val = data
     model = model_for()
-    a = validate(model, x_val, generator=torch.Generator().manual_seed(4), batch_size=50)
-    b = validate(model, x_val, generator=torch.Generator().manual_seed(4))
+    a = validate(model, x_val, [100, 200, 400, 600, 800], generator=torch.Generator().manual_seed(4), batch_size=50)
+    b = validate(model, x_val, (100, 200, 400, 600, 800), generator=torch.Generator().manual_seed(4))
     assert a.keys() == b.keys() and all(math.isclose(a[k], b[k], rel_tol=1e-5) for k in a)
     buckets = [k for k in a if k.startswith("loss/")]
     assert buckets[0] == "loss/t000-099" and buckets[-1] == "loss/t900-999" and len(buckets) == 10
@@ -132,19 +143,40 @@ def test_validation_is_deterministic_and_complete(data):
 def test_bad_inputs_raise_named_errors(tmp_path, data):
     x_train, x_val = data
     with pytest.raises(InputError, match=r"x0_train has shape \(512, 16\).*\[N, 32\]"):
-        train(model_for(), x_train[:, :16], x_val, TrainConfig(steps=1), tmp_path, progress=False, device="cpu")
+        train(model_for(), x_train[:, :16], x_val, TrainConfig(steps=1), tmp_path, CPU)
     with pytest.raises(ConfigError, match="precision.*fp8"):
         TrainConfig(precision="fp8")
+    with pytest.raises(ConfigError, match=r"val_timesteps \[1000\] lie outside \[0, 999\].*train\.val_timesteps"):
+        train(model_for(), x_train, x_val, TrainConfig(steps=1, val_timesteps=(600, 1000)), tmp_path, CPU)
+    assert validate(model_for(), x_val, [])["loss"] > 0  # no timesteps: the band losses alone
     with pytest.raises(ConfigError, match="unknown TrainConfig keys \\['learning_rate'\\]"):
         TrainConfig.from_dict({"learning_rate": 1e-3})
 
 
-def test_learning_rate_warms_up_then_follows_a_cosine():
-    config = TrainConfig(steps=110, lr=1.0, warmup_steps=10, lr_schedule="cosine", min_lr_ratio=0.1)
-    assert lr_at(0, config) == pytest.approx(0.1) and lr_at(9, config) == pytest.approx(1.0)
-    assert lr_at(60, config) == pytest.approx(0.1 + 0.9 * 0.5)
-    assert lr_at(110, config) == pytest.approx(0.1)
-    assert lr_at(50, TrainConfig(lr=3e-4)) == 3e-4
+@pytest.mark.parametrize(("launched", "precision"), [("fp16", "bf16"), ("bf16", "bf16"), ("fp16", "fp16")])
+def test_a_launch_with_another_mixed_precision_is_refused(tmp_path, data, monkeypatch, launched, precision):
+    # `accelerate launch --mixed_precision X` (or a saved accelerate config) sets this for every rank; on the
+    # CPU the run's precision means fp32 ("no"), so any mixed precision contradicts it
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", launched)
+    x_train, x_val = data
+    config = TrainConfig(steps=2, batch_size=16, eval_every=0, precision=precision)
+    with pytest.raises(ConfigError, match=rf"launched with mixed_precision='{launched}'.*--mixed_precision no"):
+        train(model_for(), x_train, x_val, config, tmp_path, CPU)
+    assert not (tmp_path / "checkpoint").exists()
+
+
+def test_learning_rate_warms_up_from_zero_then_follows_transformers_cosine(tmp_path, data):
+    x_train, x_val = data
+    config = TrainConfig(steps=12, batch_size=16, lr=1e-3, warmup_steps=4, lr_schedule="cosine", min_lr_ratio=0.1,
+                         log_every=1, eval_every=0)
+    lrs = [row["lr"] for row in train(model_for(), x_train, x_val, config, tmp_path, CPU).history["train"]]
+    warmup = [1e-3 * i / 4 for i in range(4)]  # transformers' warm-up starts at 0
+    cosine = [1e-4 + 9e-4 * 0.5 * (1 + math.cos(math.pi * (i - 4) / 8)) for i in range(4, 12)]
+    assert lrs == pytest.approx(warmup + cosine, rel=1e-9, abs=1e-15)
+    constant = TrainConfig(steps=3, batch_size=16, lr=3e-4, log_every=1, eval_every=0)
+    assert [row["lr"] for row in train(model_for(), x_train, x_val, constant, tmp_path / "c", CPU).history["train"]] == [3e-4] * 3
+    with pytest.raises(ConfigError, match=r"lr_schedule must be one of \['constant', 'linear', 'cosine'\]"):
+        TrainConfig(lr_schedule="step")
 
 
 @pytest.mark.slow
@@ -189,4 +221,15 @@ def test_nan_training_data_is_refused_by_row(tmp_path):
     x = torch.randn(20, 8)
     x[7, 0] = float("inf")
     with pytest.raises(NonFiniteError, match=r"rows \[7\]"):
-        train(model, x, None, TrainConfig(steps=2, batch_size=4), tmp_path / "run", progress=False)
+        train(model, x, None, TrainConfig(steps=2, batch_size=4), tmp_path / "run", RunOptions(progress=False))
+
+
+def test_the_trainers_optimizer_decays_only_what_the_config_says():
+    from diffusion_bridge.training import make_optimizer, param_groups
+
+    model = model_for()
+    plain = make_optimizer("adamw", param_groups(model, 0.0), 1e-3)
+    assert [g["weight_decay"] for g in plain.param_groups] == [0.0]  # not AdamW's default 0.01
+    decayed = make_optimizer("adamw", param_groups(model, 0.01), 1e-3, fused=True)
+    assert [g["weight_decay"] for g in decayed.param_groups] == [0.01, 0.0]  # matrices, then biases
+    assert decayed.defaults["fused"]  # torch has a fused CPU kernel: the trainer keeps using it

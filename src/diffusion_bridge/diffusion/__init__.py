@@ -1,6 +1,8 @@
-"""The diffusion core: schedules, objectives, denoisers, the model, samplers, checkpoints and the trainer.
+"""The diffusion core: schedules, objectives, denoisers, the model, samplers, checkpoints, the trainer and
+preset runs.
 
-Usable without Kedro:  `from diffusion_bridge.diffusion import DiffusionModel, ddim_sample, train, ...`.
+Usable without Kedro:  `from diffusion_bridge.diffusion import DiffusionModel, ddim_sample, train, ...`;
+samplers take the network as one callable, `ddim_sample(model.predict, model.schedule, x_t, times)`.
 """
 
 from diffusion_bridge.space import default_radius, project_to_radius, to_diffusion_space
@@ -15,6 +17,7 @@ from .checkpoints import (
 from .denoisers import DENOISERS, build_denoiser
 from .model import DiffusionModel, Prediction
 from .objectives import OBJECTIVES
+from .presets import preset_model, train_preset
 from .reference import load_reference_checkpoint
 from .samplers import ddim_sample, ddpm_sample, dpm_solver_pp_2m, reference_timesteps
 from .schedules import (
@@ -24,11 +27,7 @@ from .schedules import (
     make_schedule,
     sigmoid_beta_schedule,
 )
-from .trainer import (
-    TrainConfig,
-    TrainResult,
-    train,
-)
+from .trainer import RunOptions, TrainConfig, TrainResult, train
 from .validation import validate
 from .weighting import WEIGHTINGS, loss_weight
 
@@ -39,6 +38,7 @@ __all__ = [
     "DiffusionModel",
     "NoiseSchedule",
     "Prediction",
+    "RunOptions",
     "TrainConfig",
     "TrainResult",
     "build_denoiser",
@@ -58,8 +58,10 @@ __all__ = [
     "read_checkpoint_config",
     "reference_timesteps",
     "save_checkpoint",
+    "preset_model",
     "sigmoid_beta_schedule",
     "to_diffusion_space",
     "train",
+    "train_preset",
     "validate",
 ]

@@ -1,37 +1,33 @@
 """Checkpoints as directories: config.json, model.safetensors, ema.safetensors, training_state.pt.
 
 Weights are safetensors (no pickle); the training state holds only tensors and primitive containers,
-so it loads with torch.load(weights_only=True). A checkpoint is written into a temporary sibling
-directory and renamed into place, so a crash never leaves a half-written checkpoint behind.
+so it loads with torch.load(weights_only=True). Folders are written by `training.checkpoint.write_checkpoint`
+(atomically: a crash never leaves a half-written checkpoint) and found by `atomic.resolve`, which also
+finds the previous checkpoint when a crash left it aside mid-swap.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor
 
-from diffusion_bridge.errors import CheckpointError
+from diffusion_bridge.atomic import resolve
+from diffusion_bridge.errors import CheckpointError, ConfigError
+from diffusion_bridge.training.checkpoint import STATE_FILE, read_training_state, write_checkpoint
 
 from .model import DiffusionModel
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.safetensors"
 EMA_FILE = "ema.safetensors"
-STATE_FILE = "training_state.pt"
 FORMAT_VERSION = 1
-
-
-
-
 
 
 def data_fingerprint(*tensors: Tensor) -> str:
@@ -74,46 +70,20 @@ def save_checkpoint(
     train_config: dict[str, Any] | None = None,
     data: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a checkpoint directory atomically (temp dir + rename) and return its path.
+    """Write a checkpoint directory atomically and return its path.
 
     `data` describes the training data (e.g. {"fingerprint": ..., "shape": ...}); it is what resume checks.
     """
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        config = {"format_version": FORMAT_VERSION, "model": model.config, "train": train_config, "data": data}
-        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
-        save_file(_state_dict(model), tmp / MODEL_FILE, metadata={"format": "pt"})
-        if ema_state is not None:
-            save_file({k: v.detach().contiguous() for k, v in ema_state.items()}, tmp / EMA_FILE, metadata={"format": "pt"})
-        if training_state is not None:
-            torch.save(training_state, tmp / STATE_FILE)
-        _swap_into_place(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return directory
-
-
-def _swap_into_place(tmp: Path, directory: Path) -> None:
-    old = None
-    if directory.exists():
-        old = directory.parent / f".{directory.name}.old-{uuid.uuid4().hex[:8]}"
-        os.replace(directory, old)
-    os.replace(tmp, directory)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    config = {"format_version": FORMAT_VERSION, "model": model.config, "train": train_config, "data": data}
+    tensors = {MODEL_FILE: _state_dict(model)}
+    if ema_state is not None:
+        tensors[EMA_FILE] = ema_state
+    return write_checkpoint(directory, tensors, {CONFIG_FILE: config}, training_state)
 
 
 def resolve_checkpoint(directory: str | Path) -> Path | None:
     """The checkpoint at `directory`, or the previous one left aside if a save died mid-swap; else None."""
-    directory = Path(directory)
-    if (directory / CONFIG_FILE).is_file() and (directory / MODEL_FILE).is_file():
-        return directory
-    leftovers = sorted(directory.parent.glob(f".{directory.name}.old-*"), key=lambda p: p.stat().st_mtime)
-    return leftovers[-1] if leftovers else None
+    return resolve(directory, MODEL_FILE)
 
 
 def _require(directory: str | Path) -> Path:
@@ -134,7 +104,7 @@ def read_checkpoint_config(directory: str | Path) -> dict[str, Any]:
 def load_weights(directory: str | Path, weights: str = "raw", map_location: str | torch.device = "cpu") -> dict[str, Tensor]:
     """The raw or EMA state dict of a checkpoint."""
     if weights not in ("raw", "ema"):
-        raise ValueError(f"weights must be 'raw' or 'ema', got {weights!r}")
+        raise ConfigError(f"weights={weights!r}: choose 'raw' (the reference's choice at inference) or 'ema'")
     path = _require(directory) / (MODEL_FILE if weights == "raw" else EMA_FILE)
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist; this checkpoint has no {weights} weights")
@@ -170,10 +140,10 @@ def load_model(
 
 def load_training_state(directory: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """The optimizer/RNG/step bookkeeping of a checkpoint (torch.load with weights_only=True)."""
-    path = _require(directory) / STATE_FILE
-    if not path.is_file():
-        raise CheckpointError(f"{path} does not exist; this checkpoint cannot resume training")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    directory = _require(directory)
+    if not (directory / STATE_FILE).is_file():
+        raise CheckpointError(f"{directory / STATE_FILE} does not exist; this checkpoint cannot resume training")
+    return read_training_state(directory, map_location)
 
 
 class DiffusionCheckpoint:

@@ -102,8 +102,9 @@ class DiffusionModel(nn.Module):
         """What the network sees: x_t re-projected to norm `radius` when `rescale` is on (the reference's quirk)."""
         return project_to_radius(x_t, self.radius) if self.rescale else x_t
 
-    def model_predictions(self, x_t: Tensor, t: Tensor) -> Prediction:
-        """(x0_hat, eps_hat) at (x_t, t); both derived from the re-projected x_t, as the reference's sampler."""
+    def predict(self, x_t: Tensor, t: Tensor) -> Prediction:
+        """(x0_hat, eps_hat) at (x_t, t), both derived from the re-projected x_t as in the reference's sampler
+        (its `model_predictions`); the one callable every sampler takes."""
         x = self.network_input(x_t)
         out = self.denoiser(x, t).float()
         return Prediction(*to_x0_eps(self.objective, self.schedule, x, t, out))

@@ -1,15 +1,22 @@
 """Reverse-process samplers over explicit integer timesteps, from any t with a given x_t.
 
-Like diffusers' schedulers these are pure functions of tensors: they only need
-`model.model_predictions(x, t) -> (x0_hat, eps_hat)` and `model.schedule`, so the same code serves the
-U-Net, the MLP and the transformer. Every function works on whole batches [B, D]; a trajectory is a
-descending list of times ending at -1 (ᾱ_{-1} = 1), where the result is the model's x0_hat.
+Every sampler is `sampler(predict, schedule, x_t, timesteps, ...)`: `predict(x_t, t) -> Prediction(x0, eps)`
+is the network behind one callable (`DiffusionModel.predict`, or any closed form), `schedule` the
+NoiseSchedule it was trained with. Whatever the network does to its input (the reference re-projects x_t
+to the sphere) stays inside `predict`; a sampler sees only (x0_hat, eps_hat) and the ᾱ's.
+
+Why a callable rather than diffusers' `step(model_output, t, x_t)`: here a sampler is a whole trajectory,
+and a trajectory reads best as one loop — DPM-Solver++(2M) keeps its history in two local variables
+instead of scheduler state that a caller must step in the right order, and the bridge calls one function.
+The separation diffusers is admired for holds all the same: no sampler imports or reaches into a network.
+
+Every function works on whole batches [B, D]; a trajectory is a descending list of times ending at -1
+(ᾱ_{-1} = 1), where the result is the model's x0_hat.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -19,15 +26,7 @@ from diffusion_bridge.errors import ConfigError
 from .model import Prediction, draw_noise
 from .schedules import NoiseSchedule
 
-
-class Denoiser(Protocol):
-    schedule: NoiseSchedule
-
-    def model_predictions(self, x_t: Tensor, t: Tensor) -> Prediction: ...
-
-    def network_input(self, x_t: Tensor) -> Tensor: ...
-
-
+Predict = Callable[[Tensor, Tensor], Prediction]
 
 
 def reference_timesteps(t0: int, steps: int) -> list[int]:
@@ -54,13 +53,14 @@ def _pairs(timesteps: Sequence[int], num_timesteps: int) -> list[tuple[int, int]
     return list(zip(times[:-1], times[1:], strict=True))
 
 
-def _predict(model: Denoiser, x: Tensor, t: int) -> Prediction:
-    return model.model_predictions(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long))
+def _at(predict: Predict, x: Tensor, t: int) -> Prediction:
+    return predict(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long))
 
 
 @torch.inference_mode()
 def ddim_sample(
-    model: Denoiser,
+    predict: Predict,
+    schedule: NoiseSchedule,
     x_t: Tensor,
     timesteps: Sequence[int],
     eta: float = 0.0,
@@ -70,10 +70,9 @@ def ddim_sample(
 
     x ← sqrt(ᾱ_s) x0_hat + sqrt(1 - ᾱ_s - σ²) eps_hat + σ z,  σ = eta·sqrt((1-ᾱ_t/ᾱ_s)(1-ᾱ_s)/(1-ᾱ_t)).
     """
-    schedule = model.schedule
     x = x_t
     for t, s in _pairs(timesteps, schedule.num_timesteps):
-        pred = _predict(model, x, t)
+        pred = _at(predict, x, t)
         if s < 0:
             x = pred.x0
             continue
@@ -89,7 +88,8 @@ def ddim_sample(
 
 @torch.inference_mode()
 def ddpm_sample(
-    model: Denoiser,
+    predict: Predict,
+    schedule: NoiseSchedule,
     x_t: Tensor,
     timesteps: Sequence[int],
     generator: torch.Generator | None = None,
@@ -98,40 +98,39 @@ def ddpm_sample(
 
     With ᾱ_{t|s} = ᾱ_t/ᾱ_s: mean = sqrt(ᾱ_s)(1-ᾱ_{t|s})/(1-ᾱ_t) x0 + sqrt(ᾱ_{t|s})(1-ᾱ_s)/(1-ᾱ_t) x_t,
     variance = (1-ᾱ_{t|s})(1-ᾱ_s)/(1-ᾱ_t); for s = t-1 these are Ho et al.'s posterior buffers.
-    x_t here is the (re-projected) network input, so the step is consistent with the predictions.
+    x_t in the mean is the point the predictions belong to, sqrt(ᾱ_t) x0_hat + sqrt(1-ᾱ_t) eps_hat: with the
+    reference's re-projection that is the network's input (on the sphere), not the x handed in.
     """
-    schedule = model.schedule
     x = x_t
     for t, s in _pairs(timesteps, schedule.num_timesteps):
-        pred = _predict(model, x, t)
+        pred = _at(predict, x, t)
         if s < 0:
             x = pred.x0
             continue
         a_t, a_s = schedule.alpha_bar(t), schedule.alpha_bar(s)
         a_ts = a_t / a_s
-        x_in = model.network_input(x)
-        mean = (a_s.sqrt() * (1 - a_ts) / (1 - a_t)) * pred.x0 + (a_ts.sqrt() * (1 - a_s) / (1 - a_t)) * x_in
+        x_seen = a_t.sqrt() * pred.x0 + (1 - a_t).sqrt() * pred.eps
+        mean = (a_s.sqrt() * (1 - a_ts) / (1 - a_t)) * pred.x0 + (a_ts.sqrt() * (1 - a_s) / (1 - a_t)) * x_seen
         std = ((1 - a_ts) * (1 - a_s) / (1 - a_t)).sqrt()
         x = mean + std * draw_noise(tuple(x.shape), generator, x.device)
     return x
 
 
 @torch.inference_mode()
-def dpm_solver_pp_2m(model: Denoiser, x_t: Tensor, timesteps: Sequence[int]) -> Tensor:
+def dpm_solver_pp_2m(predict: Predict, schedule: NoiseSchedule, x_t: Tensor, timesteps: Sequence[int]) -> Tensor:
     """DPM-Solver++(2M) (Lu et al. 2022), the multistep 2nd-order data-prediction ODE solver.
 
     In λ = log(α/σ), step t→s with h = λ_s - λ_t:  x_s = (σ_s/σ_t) x_t - α_s (e^{-h} - 1) D,
     D = x0_hat (first step) or (1 + 1/2r) x0_hat - (1/2r) x0_prev with r = h_prev/h.
-    Written through eps_hat (x_t = α_t x0_hat + σ_t eps_hat on the re-projected input) as
+    Written through eps_hat (x_t = α_t x0_hat + σ_t eps_hat on the network's input) as
     x_s = α_s x0_hat + σ_s eps_hat + α_s (1 - e^{-h}) (D - x0_hat): the first step is exactly DDIM.
     The final step to -1 (σ = 0, h = ∞) is first order, returning x0_hat.
     """
-    schedule = model.schedule
     x = x_t
     prev_x0: Tensor | None = None
     prev_h: Tensor | None = None
     for t, s in _pairs(timesteps, schedule.num_timesteps):
-        pred = _predict(model, x, t)
+        pred = _at(predict, x, t)
         if s < 0:
             x = pred.x0
             continue

@@ -20,11 +20,9 @@ from safetensors.torch import load_file
 from diffusion_bridge.errors import InputError
 
 from .model import DiffusionModel
-from .trainer import ConfigError, TrainConfig, TrainResult, train
+from .trainer import ConfigError, RunOptions, TrainConfig, TrainResult, train
 
 TENSOR_KEY = "x0"
-
-
 
 
 def load_x0(path: str | Path) -> torch.Tensor:
@@ -63,10 +61,8 @@ def main(argv: Sequence[str] | None = None) -> TrainResult:
     model_cfg = {"dim": int(x0_train.shape[-1]), **cfg.get("model", {})}
     torch.manual_seed(config.seed)  # identical initial weights on every rank
     model = DiffusionModel.from_config(model_cfg)
-    return train(  # under `accelerate launch`/torchrun with several processes, train() runs DDP
-        model, x0_train, x0_val, config, args.workdir,
-        progress=not args.no_progress, stop_after=args.stop_after, device="cpu" if args.cpu else None,
-    )
+    options = RunOptions(device="cpu" if args.cpu else None, progress=not args.no_progress, stop_after=args.stop_after)
+    return train(model, x0_train, x0_val, config, args.workdir, options)  # several processes: DDP
 
 
 if __name__ == "__main__":

@@ -4,50 +4,60 @@ The whole training set sits on the device; every step draws the GLOBAL batch (in
 one seeded generator that all ranks share, and each rank takes its slice — so the result does not
 depend on the number of processes, and a checkpoint (which stores the generator state) resumes the
 exact same stream. The host syncs only every `log_every` steps.
+
+Read `train` first: the loop on one screen. Its helpers follow in the order it calls them: the runtime
+(device and ranks), the live state, the batch function, the step function, evaluation, checkpoints.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import time
 import warnings
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator
 from torch import Tensor, nn
 
 from diffusion_bridge.checks import require_finite
-from diffusion_bridge.errors import ConfigError, InputError, WorkdirError
+from diffusion_bridge.errors import CheckpointError, ConfigError, InputError, WorkdirError
 from diffusion_bridge.progress import progress_bar
 from diffusion_bridge.serialization import jsonable
+from diffusion_bridge.training import (
+    LR_SCHEDULES,
+    PRECISIONS,
+    Precision,
+    accelerator_for,
+    capture_rng,
+    lr_scheduler,
+    make_optimizer,
+    param_groups,
+    read_training_state,
+    restore_rng,
+)
+from diffusion_bridge.training.optim import OPTIMIZERS
+from diffusion_bridge.training.precision import optimizer_step
 
 from .checkpoints import (
     check_state_dict,
     data_fingerprint,
-    load_training_state,
     load_weights,
     read_checkpoint_config,
     resolve_checkpoint,
     save_checkpoint,
 )
 from .model import DiffusionModel
-from .validation import validate
+from .validation import check_val_timesteps, validate
 
 CHECKPOINT_NAME = "checkpoint"
+STATE_FORMAT = 3  # training_state.pt layout; 2 had no lr_scheduler, 1 kept RNG states under other keys
 # Fields that may change between a run and its resumption: they do not touch the numbers.
-BOOKKEEPING_FIELDS = frozenset({"log_every", "eval_every", "checkpoint_every", "compile"})
-
-
-
-
-
-
+BOOKKEEPING_FIELDS = frozenset({"log_every", "eval_every", "checkpoint_every", "compile", "val_timesteps"})
+Evaluate = Callable[[DiffusionModel, Tensor], dict[str, float]]
 
 
 @dataclass
@@ -60,23 +70,27 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.99)  # reference: adam_betas
     weight_decay: float = 0.0  # reference: plain Adam, no decay
     warmup_steps: int = 0  # reference: none
-    lr_schedule: str = "constant"  # reference: constant; or "cosine" (to min_lr_ratio·lr after warm-up)
+    # transformers' schedules after a linear warm-up from 0: constant (reference), cosine (to min_lr_ratio·lr), linear (to 0)
+    lr_schedule: str = "constant"
     min_lr_ratio: float = 0.1
     grad_clip: float = 1.0  # reference: max_grad_norm=1
     ema_decay: float = 0.995  # reference: ema_decay=0.995
     ema_every: int = 10  # reference: ema_pytorch update_every=10
-    ema_start: int = 100  # ema_pytorch update_after_step=100: copy the weights until then
-    ema_power: float = 2 / 3  # ema_pytorch warm-up: decay = min(ema_decay, 1 - (1 + n)^-power)
+    ema_start: int = 100  # ema-pytorch update_after_step=100: copy the weights until then
+    ema_power: float = 2 / 3  # ema-pytorch warm-up: decay = min(ema_decay, 1 - (1 + n)^-power)
     precision: str = "bf16"  # autocast dtype on CUDA (reference: fp16); CPU always runs fp32
     compile: bool = False
     log_every: int = 100
     eval_every: int = 5_000  # 0 disables validation
+    # validation measures cos(x0_hat, x0) after noising to exactly these t: the paper's t0 ablation (Table 4)
+    val_timesteps: tuple[int, ...] = (100, 200, 400, 600, 800)
     checkpoint_every: int = 10_000  # reference: save_and_sample_every=10000
     seed: int = 0
     optimizer: str = "adam"  # reference: Adam; or "adamw" (decay on matrices only)
 
     def __post_init__(self) -> None:
         self.betas = tuple(float(b) for b in self.betas)
+        self.val_timesteps = tuple(int(t) for t in self.val_timesteps)
         problems = []
         for name in ("steps", "batch_size", "log_every", "ema_every"):
             if getattr(self, name) <= 0:
@@ -84,19 +98,21 @@ class TrainConfig:
         for name in ("warmup_steps", "eval_every", "checkpoint_every", "ema_start"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0 (got {getattr(self, name)})")
-        if self.lr_schedule not in ("constant", "cosine"):
-            problems.append(f"lr_schedule must be 'constant' or 'cosine' (got {self.lr_schedule!r})")
-        if self.precision not in ("fp32", "bf16", "fp16"):
-            problems.append(f"precision must be 'fp32', 'bf16' or 'fp16' (got {self.precision!r})")
-        if self.optimizer not in ("adam", "adamw"):
-            problems.append(f"optimizer must be 'adam' or 'adamw' (got {self.optimizer!r})")
+        if self.lr_schedule not in LR_SCHEDULES:
+            problems.append(f"lr_schedule must be one of {list(LR_SCHEDULES)} (got {self.lr_schedule!r})")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {sorted(PRECISIONS)} (got {self.precision!r})")
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"optimizer must be one of {sorted(OPTIMIZERS)} (got {self.optimizer!r})")
+        if any(t < 0 for t in self.val_timesteps):
+            problems.append(f"val_timesteps must be >= 0 (got {list(self.val_timesteps)})")
         if not 0 <= self.ema_decay < 1:
             problems.append(f"ema_decay must be in [0, 1) (got {self.ema_decay})")
         if problems:
             raise ConfigError("invalid TrainConfig: " + "; ".join(problems))
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "betas": list(self.betas)}
+        return {**asdict(self), "betas": list(self.betas), "val_timesteps": list(self.val_timesteps)}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -106,6 +122,16 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown TrainConfig keys {unknown}; valid keys are {sorted(known)}")
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How this invocation runs. None of it changes the numbers, so none of it is checked on resume."""
+
+    device: str | torch.device | None = None  # None: CUDA when available (under a DDP launch: the rank's device)
+    progress: bool = True
+    stop_after: int | None = None  # end (with a checkpoint) after this many steps, as an interruption would
+    evaluate: Evaluate | None = None  # replaces `validate` (seeded with config.seed) every eval_every steps
 
 
 @dataclass
@@ -120,6 +146,18 @@ class TrainResult:
     checkpoint_dir: Path
     config: TrainConfig = field(default_factory=TrainConfig)
 
+    def summary(self) -> dict[str, Any]:
+        """The run's record (JSON-ready): settings, size, speed, steps, history and the last validation."""
+        return {
+            "model": self.model.config,
+            "train": self.config.to_dict(),
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "samples_per_s": self.samples_per_s,
+            "steps": self.step,
+            "history": self.history,
+            "final_validation": self.history["val"][-1] if self.history.get("val") else {},
+        }
+
     def ema_model(self) -> DiffusionModel:
         """A copy of the model carrying the EMA weights."""
         model = DiffusionModel.from_config(self.model.config).to(next(self.model.parameters()).device)
@@ -127,22 +165,12 @@ class TrainResult:
         return model
 
 
-def lr_at(step: int, config: TrainConfig) -> float:
-    """Learning rate for the 0-based `step`: linear warm-up, then constant or cosine decay."""
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    if config.lr_schedule == "constant":
-        return config.lr
-    progress = min(1.0, (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps))
-    floor = config.lr * config.min_lr_ratio
-    return floor + (config.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
 class EMA:
-    """EMA of the weights with ema_pytorch's schedule (as the reference's Trainer1D uses it).
+    """EMA of the weights as ema-pytorch (>= 0.6.4) keeps it for the reference's Trainer1D.
 
-    Updated after optimizer step k (0-based) when k % every == 0: a plain copy while k <= start,
-    then lerp toward the weights with decay min(ema_decay, 1 - (1 + k - start)^-power).
+    Updated after optimizer step k (0-based): a plain copy at the first update and whenever k <= start
+    (k % every == 0), then, every `every` steps, a lerp toward the weights with decay
+    min(ema_decay, 1 - (1 + k - start)^-power) (ema-pytorch's warm-up, inv_gamma 1).
     """
 
     def __init__(self, model: nn.Module, config: TrainConfig):
@@ -158,17 +186,264 @@ class EMA:
 
     @torch.no_grad()
     def update(self, model: nn.Module, step: int) -> None:
-        if step % self.config.ema_every:
+        if self.initted and step % self.config.ema_every:
             return
         live = model.state_dict()
         shadow = [self.shadow[k] for k in live]
         current = [v.float() for v in live.values()]
-        if step <= self.config.ema_start or not self.initted:
+        if not self.initted or step <= self.config.ema_start:
             torch._foreach_copy_(shadow, current)
-            self.initted = step > self.config.ema_start
-            if not self.initted:
-                return
-        torch._foreach_lerp_(shadow, current, 1.0 - self.decay(step))
+            self.initted = True
+        else:
+            torch._foreach_lerp_(shadow, current, 1.0 - self.decay(step))
+
+
+def train(
+    model: DiffusionModel,
+    x0_train: Tensor,
+    x0_val: Tensor | None,
+    config: TrainConfig | dict[str, Any],
+    workdir: str | Path,
+    options: RunOptions | None = None,
+) -> TrainResult:
+    """Train `model` on x0 vectors (already in diffusion space, [N, dim]) and checkpoint into `workdir`.
+
+    Resumes exactly from `workdir/checkpoint` when it was written by the same model config, TrainConfig
+    and data; raises WorkdirError when it was not. Under `accelerate launch` or torchrun it runs DDP, one
+    rank per process. History rows carry `time_s`, the cumulative training wall time (validation and
+    checkpoints excluded).
+    """
+    config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
+    options = options or RunOptions()
+    _check_inputs(model, x0_train, x0_val, config)
+    rt = _Runtime(config, options.device)
+    state = _State.fresh(model, config, rt.device)
+    data = _describe(x0_train, x0_val)
+    checkpoint_dir = Path(workdir) / CHECKPOINT_NAME
+    if (found := resolve_checkpoint(checkpoint_dir)) is not None:
+        _resume(state, found, config, data)
+    get_batch = _batch_fn(x0_train, model.num_timesteps, config, state.generator, rt)
+    train_step = _step_fn(state, config, rt)
+
+    start = state.step
+    end = config.steps if options.stop_after is None else min(config.steps, options.stop_after)
+    clock = _Clock(rt.device, before=state.train_time_s)
+    meter = _Meter(rt, config.batch_size, start, clock.seconds())
+    bar = progress_bar(total=config.steps, initial=start, desc="diffusion", enabled=options.progress and rt.is_main)
+    for step in range(start, end):
+        lr = state.scheduler.get_last_lr()[0]
+        meter.add(train_step(step, *get_batch()))
+        done = step + 1
+        bar.update(1)
+        if done % config.log_every == 0 or done == end:
+            row = meter.row(done, clock.seconds(), lr)
+            state.history["train"].append(row)
+            bar.set_postfix(loss=f"{row['loss']:.4g}", samples_s=f"{row['samples_per_s']:,.0f}")
+        evaluating = x0_val is not None and config.eval_every > 0 and (done % config.eval_every == 0 or done == config.steps)
+        saving = (config.checkpoint_every > 0 and done % config.checkpoint_every == 0) or done == end
+        if not (evaluating or saving):
+            continue
+        with clock.paused():
+            if evaluating and rt.is_main:
+                metrics = _evaluate(state.model, x0_val, config, options.evaluate)
+                state.history["val"].append({"step": done, "time_s": clock.seconds(), **metrics})
+                if options.progress:
+                    bar.write(f"step {done}: val {_summary(metrics)}")
+            if saving:
+                state.step, state.train_time_s = done, clock.seconds()
+                state.samples_per_s = _rate(done - start, config.batch_size, clock.session) or state.samples_per_s
+                _save(state, checkpoint_dir, config, data, rt)
+    bar.close()
+    if end > start:
+        state.samples_per_s = _rate(end - start, config.batch_size, clock.session)
+    return TrainResult(state.model, state.ema.shadow, state.history, state.samples_per_s, max(start, end),
+                       checkpoint_dir, config)
+
+
+class _Runtime:
+    """This process: one device, or one rank of an accelerate/torchrun (DDP) launch.
+
+    Under a launcher the Accelerator is built from the run's own precision (`accelerator_for`): a launch
+    with another `--mixed_precision` (or a saved accelerate config) is refused instead of silently winning.
+    """
+
+    def __init__(self, config: TrainConfig, device: str | torch.device | None):
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        launched = int(os.environ.get("WORLD_SIZE", "1")) > 1 or "ACCELERATE_MIXED_PRECISION" in os.environ
+        self.accelerator = accelerator_for(config.precision, cpu=device.type == "cpu") if launched else None
+        if self.accelerator is None:
+            self.device = device
+            self.world, self.rank, self.is_main = 1, 0, True
+        else:
+            self.device = self.accelerator.device
+            self.world, self.rank = self.accelerator.num_processes, self.accelerator.process_index
+            self.is_main = self.accelerator.is_main_process
+        if config.batch_size % self.world:
+            raise ConfigError(
+                f"batch_size {config.batch_size} is the global batch and must divide evenly over {self.world} processes"
+            )
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        return self.accelerator.prepare_model(model) if self.world > 1 else model
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            self.accelerator.wait_for_everyone()
+
+    def mean(self, value: Tensor) -> Tensor:
+        return self.accelerator.reduce(value, "mean") if self.world > 1 else value
+
+
+@dataclass
+class _State:
+    """The live training state: everything a checkpoint holds, besides the settings and the data's description."""
+
+    model: DiffusionModel
+    ema: EMA
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler  # stepped once per optimizer step
+    scaler: torch.amp.GradScaler | None  # loss scaling, whenever fp16 runs
+    generator: torch.Generator  # draws every batch (rows, t, noise), shared by all ranks
+    step: int = 0
+    history: dict[str, list[dict[str, float]]] = field(default_factory=lambda: {"train": [], "val": []})
+    train_time_s: float = 0.0  # over all sessions; validation and checkpoints excluded
+    samples_per_s: float = 0.0
+
+    @classmethod
+    def fresh(cls, model: DiffusionModel, config: TrainConfig, device: torch.device) -> _State:
+        model.to(device).train()
+        torch.manual_seed(config.seed)  # dropout, if a denoiser uses it
+        ema = EMA(model, config)
+        # fused kernels wherever torch has them (CPU too), as this trainer always has: resumes stay exact
+        optimizer = make_optimizer(config.optimizer, param_groups(model, config.weight_decay), config.lr,
+                                   config.betas, device, fused=True)
+        scheduler = lr_scheduler(optimizer, config.lr_schedule, config.warmup_steps, config.steps, config.min_lr_ratio)
+        scaler = Precision(config.precision, device).grad_scaler()
+        return cls(model, ema, optimizer, scheduler, scaler, torch.Generator(device=device).manual_seed(config.seed))
+
+
+def _batch_fn(x0_train: Tensor, num_timesteps: int, config: TrainConfig, generator: torch.Generator,
+              rt: _Runtime) -> Callable[[], tuple[Tensor, Tensor, Tensor]]:
+    """A function drawing the global batch (rows, t, noise) and returning this rank's slice of it."""
+    x0 = x0_train.to(rt.device, torch.float32)
+    n, dim, size = x0.shape[0], x0.shape[1], config.batch_size
+    local = slice(rt.rank * size // rt.world, (rt.rank + 1) * size // rt.world)
+
+    def get_batch() -> tuple[Tensor, Tensor, Tensor]:
+        rows = torch.randint(0, n, (size,), generator=generator, device=rt.device)
+        t = torch.randint(0, num_timesteps, (size,), generator=generator, device=rt.device)
+        noise = torch.randn((size, dim), generator=generator, device=rt.device)
+        return x0[rows[local]], t[local], noise[local]
+
+    return get_batch
+
+
+def _step_fn(state: _State, config: TrainConfig, rt: _Runtime) -> Callable[[int, Tensor, Tensor, Tensor], Tensor]:
+    """A function taking optimizer step `step` on one batch (then updating the EMA); it returns the loss."""
+    precision = Precision(config.precision, rt.device)
+    net = rt.wrap(state.model)
+    forward = torch.compile(net) if config.compile else net
+
+    def train_step(step: int, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
+        with precision.autocast():
+            loss = forward(x0, t, noise)
+        optimizer_step(loss, state.optimizer, state.scaler, state.model.parameters(), config.grad_clip)
+        state.scheduler.step()
+        state.ema.update(state.model, step)
+        return loss
+
+    return train_step
+
+
+def _evaluate(model: DiffusionModel, x0_val: Tensor, config: TrainConfig, evaluate: Evaluate | None) -> dict[str, float]:
+    if evaluate is not None:
+        return evaluate(model, x0_val)
+    return validate(model, x0_val, config.val_timesteps, generator=torch.Generator().manual_seed(config.seed))
+
+
+def _summary(metrics: dict[str, float]) -> str:
+    """A validation's headline for the progress bar: every metric but the per-band losses."""
+    return ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if not k.startswith("loss/"))
+
+
+def _describe(x0_train: Tensor, x0_val: Tensor | None) -> dict[str, Any]:
+    """What a checkpoint records of its data, and what resuming compares."""
+    return {
+        "fingerprint": data_fingerprint(x0_train, *([] if x0_val is None else [x0_val])),
+        "train_shape": list(x0_train.shape),
+        "val_shape": None if x0_val is None else list(x0_val.shape),
+    }
+
+
+def _save(state: _State, directory: Path, config: TrainConfig, data: dict[str, Any], rt: _Runtime) -> None:
+    """All ranks meet; the main one writes everything needed to resume exactly."""
+    rt.barrier()
+    if rt.is_main:
+        save_checkpoint(
+            directory, state.model, ema_state=state.ema.shadow, train_config=config.to_dict(), data=data,
+            training_state={
+                "format_version": STATE_FORMAT,
+                "step": state.step,
+                "optimizer": state.optimizer.state_dict(),
+                "lr_scheduler": state.scheduler.state_dict(),
+                "scaler": state.scaler.state_dict() if state.scaler is not None else {},
+                "rng": capture_rng({"batches": state.generator}, rt.device),
+                "ema_initted": state.ema.initted,
+                "history": state.history,
+                "samples_per_s": state.samples_per_s,
+                "train_time_s": state.train_time_s,
+                "world_size": rt.world,
+                "device_type": rt.device.type,
+            },
+        )
+    rt.barrier()
+
+
+def _resume(state: _State, found: Path, config: TrainConfig, data: dict[str, Any]) -> None:
+    """Load everything the checkpoint at `found` holds into the live state."""
+    diffs = _config_differences(read_checkpoint_config(found), state.model, config, data)
+    if diffs:
+        raise WorkdirError(
+            f"{found} holds a checkpoint of a different run: " + "; ".join(diffs)
+            + f". Choose another workdir, or delete {found} to start over."
+        )
+    saved = read_training_state(found)
+    if saved.get("format_version") != STATE_FORMAT:
+        raise CheckpointError(
+            f"{found}: training_state.pt has format {saved.get('format_version')!r}, this trainer resumes format "
+            f"{STATE_FORMAT}. Its weights still load (load_model); to train on, delete {found} or use another workdir"
+        )
+    device = next(state.model.parameters()).device
+    weights = load_weights(found, "raw", device)
+    check_state_dict(state.model.state_dict(), weights, str(found), "Delete the checkpoint or use another workdir.")
+    state.model.load_state_dict(weights)
+    state.ema.shadow = {k: v.float() for k, v in load_weights(found, "ema", device).items()}
+    state.ema.initted = saved["ema_initted"]
+    state.optimizer.load_state_dict(saved["optimizer"])
+    state.scheduler.load_state_dict(saved["lr_scheduler"])
+    if state.scaler is not None and saved["scaler"]:
+        state.scaler.load_state_dict(saved["scaler"])
+    state.step, state.history = saved["step"], saved["history"]
+    state.train_time_s, state.samples_per_s = saved["train_time_s"], saved["samples_per_s"]
+    if saved["device_type"] == device.type:
+        restore_rng(saved["rng"], {"batches": state.generator}, device)
+        return
+    # CPU and CUDA generators have different states: continue on a fresh, still seeded stream
+    torch.set_rng_state(saved["rng"]["torch"])
+    if state.step < config.steps:
+        state.generator.manual_seed(config.seed + state.step)
+        warnings.warn(
+            f"{found} was written on {saved['device_type']} and is resumed on {device.type}: training continues "
+            "from the saved weights and optimizer, but not bit-identically to an uninterrupted run",
+            stacklevel=3,
+        )
+
+
+def _check_inputs(model: DiffusionModel, x0_train: Tensor, x0_val: Tensor | None, config: TrainConfig) -> None:
+    _check_data(model, x0_train, "x0_train")
+    _check_data(model, x0_val, "x0_val")
+    if x0_val is not None and config.eval_every > 0:
+        check_val_timesteps(config.val_timesteps, model.num_timesteps)
 
 
 def _check_data(model: DiffusionModel, x: Tensor | None, name: str) -> None:
@@ -180,23 +455,6 @@ def _check_data(model: DiffusionModel, x: Tensor | None, name: str) -> None:
             f"build the model with dim={x.shape[-1]} or pass the embeddings of the matching CLIP model"
         )
     require_finite(x, name, fix="recompute the embeddings (rerun `prepare`); a NaN would poison every step")
-
-
-def _make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    if config.weight_decay > 0:  # decay matrices only, as nanoGPT
-        groups = [
-            {"params": [p for p in params if p.ndim >= 2], "weight_decay": config.weight_decay},
-            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
-        ]
-    else:
-        groups = [{"params": params}]
-    cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    try:
-        return cls(groups, lr=config.lr, betas=config.betas, fused=True)
-    except (RuntimeError, TypeError):  # fused kernels missing for this device/dtype
-        return cls(groups, lr=config.lr, betas=config.betas)
-
 
 
 def _config_differences(saved: dict, model: DiffusionModel, config: TrainConfig, data: dict) -> list[str]:
@@ -218,258 +476,49 @@ def _config_differences(saved: dict, model: DiffusionModel, config: TrainConfig,
 
 
 class _Clock:
-    """Wall time of training only: `lap` syncs the device, so queued kernels are counted where they ran."""
+    """Training wall time: paused around validation and checkpoints. Reading it syncs the device, so queued
+    kernels are counted where they ran; `seconds()` adds the time of earlier sessions."""
 
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.mark()
+    def __init__(self, device: torch.device, before: float = 0.0):
+        self.device, self.before, self.session, self.running = device, before, 0.0, True
+        self.mark = time.perf_counter()
 
-    def mark(self) -> None:
-        self.t = time.perf_counter()
+    def seconds(self) -> float:
+        if self.running:
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            now = time.perf_counter()
+            self.session, self.mark = self.session + now - self.mark, now
+        return self.before + self.session
 
-    def lap(self) -> float:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        now = time.perf_counter()
-        elapsed, self.t = now - self.t, now
-        return elapsed
-
-
-class _Runtime:
-    """One process on one device, or this rank of an accelerate (DDP) launch."""
-
-    def __init__(self, accelerator: Accelerator | None, device: str | torch.device | None):
-        if accelerator is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            accelerator = Accelerator(cpu=device is not None and torch.device(device).type == "cpu")
-        self.accelerator = accelerator
-        if accelerator is None:
-            self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-            self.world, self.rank, self.is_main = 1, 0, True
-        else:
-            self.device = accelerator.device
-            self.world, self.rank = accelerator.num_processes, accelerator.process_index
-            self.is_main = accelerator.is_main_process
-
-    def wrap(self, model: nn.Module) -> nn.Module:
-        return self.accelerator.prepare_model(model) if self.world > 1 else model
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            self.accelerator.wait_for_everyone()
-
-    def mean(self, value: Tensor) -> Tensor:
-        return self.accelerator.reduce(value, "mean") if self.world > 1 else value
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        self.seconds()
+        self.running = False
+        try:
+            yield
+        finally:
+            self.running, self.mark = True, time.perf_counter()
 
 
-def _precision(config: TrainConfig, device: torch.device) -> tuple[Any, torch.amp.GradScaler | None]:
-    """(autocast context, grad scaler): mixed precision on CUDA only; fp16 needs a scaler, bf16 does not."""
-    if device.type != "cuda" or config.precision == "fp32":
-        return nullcontext(), None
-    dtype = torch.bfloat16 if config.precision == "bf16" else torch.float16
-    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
-    return torch.autocast("cuda", dtype=dtype), scaler
+class _Meter:
+    """The mean loss and samples/s since the last log row; the loss is summed on the device, so a row is the
+    loop's only host sync."""
+
+    def __init__(self, rt: _Runtime, batch_size: int, step: int, seconds: float):
+        self.rt, self.batch_size, self.step, self.seconds = rt, batch_size, step, seconds
+        self.loss_sum = torch.zeros((), device=rt.device)
+
+    def add(self, loss: Tensor) -> None:
+        self.loss_sum += loss.detach()
+
+    def row(self, step: int, seconds: float, lr: float) -> dict[str, float]:
+        loss = self.rt.mean(self.loss_sum).item() / (step - self.step)
+        rate = _rate(step - self.step, self.batch_size, seconds - self.seconds)
+        self.loss_sum.zero_()
+        self.step, self.seconds = step, seconds
+        return {"step": step, "loss": loss, "lr": lr, "samples_per_s": rate, "time_s": seconds}
 
 
-def _resume(
-    found: Path,
-    model: DiffusionModel,
-    config: TrainConfig,
-    data: dict,
-    ema: EMA,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler | None,
-    generator: torch.Generator,
-) -> tuple[dict, int, float, float]:
-    """Load everything a checkpoint holds into the live objects; (history, step, samples/s, train time)."""
-    diffs = _config_differences(read_checkpoint_config(found), model, config, data)
-    if diffs:
-        raise WorkdirError(
-            f"{found} holds a checkpoint of a different run: " + "; ".join(diffs)
-            + f". Choose another workdir, or delete {found} to start over."
-        )
-    device = next(model.parameters()).device
-    weights = load_weights(found, "raw", device)
-    check_state_dict(model.state_dict(), weights, str(found), "Delete the checkpoint or use another workdir.")
-    model.load_state_dict(weights)
-    ema.shadow = {k: v.float() for k, v in load_weights(found, "ema", device).items()}
-    state = load_training_state(found)
-    optimizer.load_state_dict(state["optimizer"])
-    if scaler is not None and state["scaler"]:
-        scaler.load_state_dict(state["scaler"])
-    torch.set_rng_state(state["torch_rng"])
-    if state["device_type"] == device.type:
-        generator.set_state(state["generator"])
-        if device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
-    elif state["step"] < config.steps:
-        # CPU and CUDA generators have different states: continue on a fresh, still seeded stream
-        generator.manual_seed(config.seed + state["step"])
-        warnings.warn(
-            f"{found} was written on {state['device_type']} and is resumed on {device.type}: training continues "
-            "from the saved weights and optimizer, but not bit-identically to an uninterrupted run",
-            stacklevel=3,
-        )
-    ema.initted = state["ema_initted"]
-    return state["history"], state["step"], state["samples_per_s"], state["train_time_s"]
-
-
-def _summary(metrics: dict[str, float]) -> str:
-    keys = [k for k in ("loss", "cos_x0/t600") if k in metrics] or list(metrics)[:3]
-    return ", ".join(f"{k} {metrics[k]:.4g}" for k in keys)
-
-
-def train(
-    model: DiffusionModel,
-    x0_train: Tensor,
-    x0_val: Tensor | None,
-    config: TrainConfig | dict[str, Any],
-    workdir: str | Path,
-    progress: bool = True,
-    stop_after: int | None = None,
-    device: str | torch.device | None = None,
-    accelerator: Accelerator | None = None,
-    evaluate: Callable[[DiffusionModel, Tensor], dict[str, float]] | None = None,
-) -> TrainResult:
-    """Train `model` on x0 vectors (already in diffusion space, [N, dim]) and checkpoint into `workdir`.
-
-    Resumes exactly from `workdir/checkpoint` when it was written by the same model config, TrainConfig
-    and data; raises WorkdirError when it was not. `stop_after` ends the run (with a checkpoint)
-    once that many steps are done, as an interruption would. `device` defaults to CUDA when available.
-    Under `accelerate launch` (or with an `accelerator`) it runs DDP, one rank per process.
-    `evaluate(model, x0_val) -> metrics` replaces `validate` (seeded with config.seed) every `eval_every` steps.
-    History rows carry `time_s`, the cumulative training wall time (validation and checkpoints excluded).
-    """
-    config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
-    _check_data(model, x0_train, "x0_train")
-    _check_data(model, x0_val, "x0_val")
-    runtime = _Runtime(accelerator, device)
-    device, world, rank = runtime.device, runtime.world, runtime.rank
-    if config.batch_size % world:
-        raise ConfigError(
-            f"batch_size {config.batch_size} is the global batch and must divide evenly over {world} processes"
-        )
-    local = slice(rank * config.batch_size // world, (rank + 1) * config.batch_size // world)
-    workdir = Path(workdir)
-    checkpoint_dir = workdir / CHECKPOINT_NAME
-    data = {
-        "fingerprint": data_fingerprint(x0_train, *([] if x0_val is None else [x0_val])),
-        "train_shape": list(x0_train.shape),
-        "val_shape": None if x0_val is None else list(x0_val.shape),
-    }
-
-    model.to(device).train()
-    torch.manual_seed(config.seed)  # dropout, if a denoiser uses it
-    ema = EMA(model, config)
-    optimizer = _make_optimizer(model, config, device)
-    autocast, scaler = _precision(config, device)
-    generator = torch.Generator(device=device).manual_seed(config.seed)
-    history: dict[str, list[dict[str, float]]] = {"train": [], "val": []}
-    start, last_rate, time_before = 0, 0.0, 0.0
-
-    found = resolve_checkpoint(checkpoint_dir)
-    if found is not None:
-        history, start, last_rate, time_before = _resume(found, model, config, data, ema, optimizer, scaler, generator)
-
-    net = runtime.wrap(model)
-    forward = torch.compile(net) if config.compile else net
-    x0 = x0_train.to(device, torch.float32)
-    n, dim, T = x0.shape[0], x0.shape[1], model.num_timesteps
-    end = config.steps if stop_after is None else min(config.steps, stop_after)
-    clock = _Clock(device)
-    train_time = interval_time = 0.0
-    loss_sum = torch.zeros((), device=device)
-    logged_from = start
-
-    def checkpoint(done: int, rate: float) -> None:
-        runtime.barrier()
-        if runtime.is_main:
-            save_checkpoint(
-                checkpoint_dir, model, ema_state=ema.shadow, train_config=config.to_dict(), data=data,
-                training_state={
-                    "format_version": 1,
-                    "step": done,
-                    "optimizer": optimizer.state_dict(),
-                    "scaler": scaler.state_dict() if scaler is not None else {},
-                    "generator": generator.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                    "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.empty(0, dtype=torch.uint8),
-                    "ema_initted": ema.initted,
-                    "history": history,
-                    "samples_per_s": rate,
-                    "train_time_s": time_before + train_time,
-                    "world_size": world,
-                    "device_type": device.type,
-                },
-            )
-        runtime.barrier()
-
-    bar = progress_bar(total=config.steps, initial=start, desc="diffusion", enabled=progress and runtime.is_main)
-    for step in range(start, end):
-        lr = lr_at(step, config)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        idx = torch.randint(0, n, (config.batch_size,), generator=generator, device=device)
-        t = torch.randint(0, T, (config.batch_size,), generator=generator, device=device)
-        noise = torch.randn((config.batch_size, dim), generator=generator, device=device)
-        with autocast:
-            loss = forward(x0[idx[local]], t[local], noise[local])
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-        else:
-            loss.backward()
-        if config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        if scaler is not None:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        ema.update(model, step)
-        loss_sum += loss.detach()
-        done = step + 1
-        bar.update(1)
-
-        if done % config.log_every == 0 or done == end:
-            mean_loss = runtime.mean(loss_sum).item() / (done - logged_from)
-            lap = clock.lap()
-            train_time, interval_time = train_time + lap, interval_time + lap
-            rate = (done - logged_from) * config.batch_size / max(interval_time, 1e-9)
-            history["train"].append(
-                {"step": done, "loss": mean_loss, "lr": lr, "samples_per_s": rate, "time_s": time_before + train_time}
-            )
-            bar.set_postfix(loss=f"{mean_loss:.4g}", samples_s=f"{rate:,.0f}")
-            loss_sum.zero_()
-            logged_from, interval_time = done, 0.0
-        is_eval = x0_val is not None and config.eval_every and (done % config.eval_every == 0 or done == config.steps)
-        is_ckpt = (config.checkpoint_every and done % config.checkpoint_every == 0) or done == end
-        if is_eval or is_ckpt:
-            lap = clock.lap()
-            train_time, interval_time = train_time + lap, interval_time + lap
-            if is_eval and runtime.is_main:
-                if evaluate is None:
-                    metrics = validate(model, x0_val, generator=torch.Generator().manual_seed(config.seed))
-                else:
-                    metrics = evaluate(model, x0_val)
-                history["val"].append({"step": done, "time_s": time_before + train_time, **metrics})
-                if progress:
-                    bar.write(f"step {done}: val {_summary(metrics)}")
-            if is_ckpt:
-                trained = done - start
-                last_rate = trained * config.batch_size / train_time if train_time > 0 else last_rate
-                checkpoint(done, last_rate)
-            clock.mark()
-    bar.close()
-
-    if end > start:
-        last_rate = (end - start) * config.batch_size / max(train_time, 1e-9)
-    return TrainResult(
-        model=model,
-        ema_state_dict=ema.shadow,
-        history=history,
-        samples_per_s=last_rate,
-        step=max(start, end),
-        checkpoint_dir=checkpoint_dir,
-        config=config,
-    )
+def _rate(steps: int, batch_size: int, seconds: float) -> float:
+    return steps * batch_size / seconds if seconds > 0 else 0.0

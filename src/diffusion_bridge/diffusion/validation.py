@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from diffusion_bridge.errors import ConfigError
+
 from .model import DiffusionModel, draw_noise
 
 
@@ -15,11 +17,21 @@ def _draw_times(n: int, lo: int, hi: int, generator: torch.Generator, device: to
     return torch.randint(lo, hi, (n,), generator=generator, device=generator.device).to(device)
 
 
+def check_val_timesteps(timesteps: Sequence[int], num_timesteps: int) -> None:
+    """Raise ConfigError unless every validation t lies in [0, T)."""
+    bad = [int(t) for t in timesteps if not 0 <= int(t) < num_timesteps]
+    if bad:
+        raise ConfigError(
+            f"val_timesteps {bad} lie outside [0, {num_timesteps - 1}] (the model's T = {num_timesteps}); "
+            "set diffusion.presets.<preset>.train.val_timesteps to steps the model has"
+        )
+
+
 @torch.no_grad()
 def validate(
     model: DiffusionModel,
     x0_val: Tensor,
-    timesteps: Sequence[int] = (100, 200, 400, 600, 800),
+    timesteps: Sequence[int],
     buckets: int = 10,
     generator: torch.Generator | None = None,
     batch_size: int = 8192,
@@ -28,8 +40,10 @@ def validate(
 
     - ``loss/tLLL-HHH``: the weighted training loss with t uniform in each of `buckets` equal bands of [0, T);
     - ``loss``: their mean (the training objective with t ~ U[0, T));
-    - ``cos_x0/tNNN``: mean cos(x0_hat, x0) when x0 is noised to exactly t = NNN (600 is the bridge's t0).
+    - ``cos_x0/tNNN``: mean cos(x0_hat, x0) when x0 is noised to exactly t = NNN, for each of `timesteps`
+      (TrainConfig.val_timesteps in training; include the bridge's insertion step t0 to watch it).
     """
+    check_val_timesteps(timesteps, model.num_timesteps)
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     device = next(model.parameters()).device
     x0 = x0_val.to(device, torch.float32)
@@ -53,7 +67,7 @@ def validate(
             t = torch.full((n,), int(step), device=device, dtype=torch.long)
             noise = draw_noise((n, dim), generator, device)
             cos = sum(
-                F.cosine_similarity(model.model_predictions(model.schedule.q_sample(x0[c], t[c], noise[c]), t[c]).x0, x0[c], dim=-1).sum()
+                F.cosine_similarity(model.predict(model.schedule.q_sample(x0[c], t[c], noise[c]), t[c]).x0, x0[c], dim=-1).sum()
                 for c in chunks
             )
             metrics[f"cos_x0/t{int(step)}"] = float(cos) / n

@@ -1,7 +1,7 @@
 """Optimizers and learning-rate schedules, built the same way for every loop.
 
-AdamW/Adam take the fused kernel on CUDA; weight decay applies to matrices only (as nanoGPT and
-open_clip do), never to biases and norms. Schedules are transformers' (warm-up, then constant, linear
+AdamW/Adam take the fused kernel on CUDA (or wherever torch has one, with `fused=True`); weight decay
+applies to matrices only (as nanoGPT and open_clip do), never to biases and norms. Schedules are transformers' (warm-up, then constant, linear
 or cosine decay), stepped once per optimizer step; their state is saved with each checkpoint.
 """
 
@@ -22,8 +22,8 @@ LR_SCHEDULES = ("constant", "linear", "cosine")
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Trainable parameters, with weight decay on the matrices (ndim >= 2) only."""
     params = [p for p in model.parameters() if p.requires_grad]
-    if weight_decay <= 0:
-        return [{"params": params}]
+    if weight_decay <= 0:  # explicit: AdamW's own default would decay by 0.01
+        return [{"params": params, "weight_decay": 0.0}]
     return [
         {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
         {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
@@ -31,12 +31,22 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def make_optimizer(kind: str, groups: Iterable[dict], lr: float, betas: tuple[float, float] = (0.9, 0.999),
-                   device: torch.device | None = None) -> torch.optim.Optimizer:
-    """Adam or AdamW over `groups`; the fused implementation on CUDA."""
+                   device: torch.device | None = None, fused: bool | None = None) -> torch.optim.Optimizer:
+    """Adam or AdamW over `groups`. `fused`: None = the fused implementation on CUDA only; True = wherever torch
+    has a fused kernel for these parameters (CPU too), else the default one; False = never.
+
+    Fused and unfused kernels round differently, so a loop keeps one choice for its whole life (and resumes)."""
     if kind not in OPTIMIZERS:
         raise ConfigError(f"optimizer {kind!r} is not one of {sorted(OPTIMIZERS)}")
-    fused = device is not None and device.type == "cuda"
-    return OPTIMIZERS[kind](list(groups), lr=lr, betas=tuple(betas), **({"fused": True} if fused else {}))
+    groups = list(groups)
+    if fused is None:
+        fused = device is not None and device.type == "cuda"
+    if fused:
+        try:
+            return OPTIMIZERS[kind](groups, lr=lr, betas=tuple(betas), fused=True)
+        except (RuntimeError, TypeError):  # no fused kernel for this device or dtype
+            pass
+    return OPTIMIZERS[kind](groups, lr=lr, betas=tuple(betas))
 
 
 def lr_scheduler(optimizer: torch.optim.Optimizer, schedule: str, warmup_steps: int, total_steps: int,
