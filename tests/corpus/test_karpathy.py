@@ -79,8 +79,37 @@ def test_not_json_and_missing_file(tmp_path):
     path.write_text('{"images": [')
     with pytest.raises(CorpusError, match="not valid JSON"):
         read_karpathy(path, tmp_path)
-    with pytest.raises(FileNotFoundError, match="Karpathy split"):
+    with pytest.raises(CorpusError, match="absent.json: the annotation file does not exist.*Karpathy split"):
         read_karpathy(tmp_path / "absent.json", tmp_path)
+
+
+def test_a_non_utf8_byte_is_named_with_its_offset(tmp_path):
+    path = tmp_path / "dataset_coco.json"
+    path.write_bytes(json.dumps(DOC).encode().replace(b"Two cats", b"Two c\xe9ts"))
+    with pytest.raises(CorpusError, match=r"dataset_coco.json: not UTF-8 text \(byte 0xe9 at offset \d+\).*re-encode"):
+        read_karpathy(path, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("filepath", "filename"),
+    [("..", "../../etc/passwd"), ("", "/etc/passwd"), ("val2014/../../outside", "x.png"), ("val2014", "..")],
+)
+def test_image_paths_may_not_leave_image_root(tmp_path, filepath, filename):
+    doc = copy.deepcopy(DOC)
+    doc["images"][1].update(filepath=filepath, filename=filename)
+    with pytest.raises(CorpusError) as info:
+        read_karpathy(write(tmp_path, doc), tmp_path / "images")
+    assert "images[1]" in str(info.value) and "imgid=1" in str(info.value) and "outside image_root" in str(info.value)
+
+
+def test_a_link_out_of_image_root_is_refused(tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    Image.new("RGB", (8, 8)).save(outside / "b.jpg")
+    (tmp_path / "images" / "val2014").mkdir(parents=True)
+    (tmp_path / "images" / "val2014" / "b.jpg").symlink_to(outside / "b.jpg")
+    with pytest.raises(CorpusError, match="imgid=1.*outside image_root"):
+        read_karpathy(write(tmp_path, DOC), tmp_path / "images")
 
 
 def _with_images(tmp_path, names=("a.jpg", "b.jpg", "c.jpg")):
@@ -114,3 +143,36 @@ def test_skip_policy_drops_images_and_their_captions_and_reports_them(tmp_path):
     assert check.bad_ids == {2}
     assert kept.images["imgid"].tolist() == [0, 1]
     assert 3 not in kept.captions["sentid"].tolist()
+
+
+def test_an_image_too_large_to_decode_is_a_per_image_error_that_skip_skips(tmp_path, monkeypatch):
+    from diffusion_bridge.corpus import images
+
+    corpus = _with_images(tmp_path)
+    monkeypatch.setattr(images, "MAX_PIXELS", 32 * 24 - 1)  # every 32x24 test image is now "huge"
+    for mode in ("decode", "header"):
+        with pytest.raises(ImageFilesError, match="(?s)3 unreadable.*32x24 pixels is more than"):
+            drop_bad_images(corpus, mode, "error")
+        kept, check = drop_bad_images(corpus, mode, "skip")
+        assert check.bad_ids == {0, 1, 2} and kept.images.empty
+
+
+def test_every_mode_is_converted_faithfully(tmp_path):
+    import numpy as np
+
+    from diffusion_bridge.corpus.images import open_rgb
+
+    grey16 = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1024)  # 0 .. 64512 over a 16-bit range
+    Image.fromarray(grey16).save(tmp_path / "grey16.png")
+    assert Image.open(tmp_path / "grey16.png").mode.startswith("I")
+    got = np.asarray(open_rgb(str(tmp_path / "grey16.png")))[..., 0].astype(int)
+    assert np.abs(got - np.round(grey16 / 257)).max() <= 1  # rescaled, not clipped at 255
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[..., 0] = 250  # red, fully transparent
+    Image.fromarray(rgba).save(tmp_path / "clear.png")
+    assert np.asarray(open_rgb(str(tmp_path / "clear.png"))).tolist()[0][0] == [255, 255, 255]  # over white
+    Image.new("CMYK", (4, 4), (0, 255, 255, 0)).save(tmp_path / "cmyk.jpg", quality=100)
+    r, g, b = np.asarray(open_rgb(str(tmp_path / "cmyk.jpg")))[0, 0]
+    assert r > 200 and g < 60 and b < 60
+    Image.new("1", (4, 4), 1).save(tmp_path / "bits.png")
+    assert np.asarray(open_rgb(str(tmp_path / "bits.png"))).min() == 255

@@ -7,7 +7,6 @@ import torch
 
 from diffusion_bridge.diffusion import (
     DiffusionModel,
-    data_fingerprint,
     load_model,
     load_training_state,
     read_checkpoint_config,
@@ -15,6 +14,7 @@ from diffusion_bridge.diffusion import (
 )
 from diffusion_bridge.diffusion.checkpoints import MODEL_FILE
 from diffusion_bridge.errors import CheckpointError
+from diffusion_bridge.training import tensor_digest
 
 
 def small_model(seed=0, dim=16):
@@ -81,7 +81,7 @@ def test_missing_checkpoint_is_named(tmp_path):
 
 def test_fingerprint_tracks_values_shapes_and_dtypes():
     x = torch.arange(12.0).reshape(3, 4)
-    assert data_fingerprint(x) == data_fingerprint(x.clone())
+    assert tensor_digest(x) == tensor_digest(x.clone())
     y = x.clone()
     y[1, 2] += 1e-6
-    assert len({data_fingerprint(x), data_fingerprint(y), data_fingerprint(x.reshape(4, 3)), data_fingerprint(x.double())}) == 4
+    assert len({tensor_digest(x), tensor_digest(y), tensor_digest(x.reshape(4, 3)), tensor_digest(x.double())}) == 4

@@ -31,6 +31,7 @@ from diffusion_bridge.training.checkpoint import (
     capture_rng,
     read_training_state,
     restore_rng,
+    tensor_digest,
     write_checkpoint,
 )
 
@@ -39,16 +40,6 @@ from .model import PrefixCaptioner
 RUN_FORMAT = "diffusion_bridge.decoder.run/1"
 CHECKPOINT, RUN_FILE = "checkpoint", "run.json"
 CURRENT_WEIGHTS, BEST_WEIGHTS = "model.safetensors", "best.safetensors"
-
-
-def tensor_digest(*tensors: torch.Tensor) -> str:
-    """sha256 over the shapes, dtypes and bytes of `tensors`: identifies exact data."""
-    digest = hashlib.sha256()
-    for tensor in tensors:
-        tensor = tensor.detach().cpu().contiguous()
-        digest.update(f"{tuple(tensor.shape)}|{tensor.dtype}|".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
-    return digest.hexdigest()
 
 
 def run_fingerprint(model: PrefixCaptioner, settings: Mapping[str, Any], device: torch.device, data: str,

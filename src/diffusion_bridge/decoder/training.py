@@ -20,11 +20,12 @@ import torch.nn.functional as F
 
 from diffusion_bridge.errors import ConfigError, InputError
 from diffusion_bridge.progress import progress_bar
+from diffusion_bridge.training.checkpoint import tensor_digest
 from diffusion_bridge.training.optim import lr_scheduler, make_optimizer
 from diffusion_bridge.training.precision import PRECISIONS, Precision, optimizer_step
 
 from .model import PrefixCaptioner
-from .runs import Progress, load_epoch, run_fingerprint, run_folder, save_epoch, tensor_digest
+from .runs import Progress, load_epoch, run_fingerprint, run_folder, save_epoch
 from .vocabulary import CaptionVocabulary
 
 log = logging.getLogger(__name__)

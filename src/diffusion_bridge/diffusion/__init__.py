@@ -8,7 +8,6 @@ samplers take the network as one callable, `ddim_sample(model.predict, model.sch
 from diffusion_bridge.space import default_radius, project_to_radius, to_diffusion_space
 
 from .checkpoints import (
-    data_fingerprint,
     load_model,
     load_training_state,
     read_checkpoint_config,
@@ -43,7 +42,6 @@ __all__ = [
     "TrainResult",
     "build_denoiser",
     "cosine_beta_schedule",
-    "data_fingerprint",
     "ddim_sample",
     "ddpm_sample",
     "default_radius",

@@ -8,7 +8,6 @@ finds the previous checkpoint when a crash left it aside mid-swap.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -28,16 +27,6 @@ CONFIG_FILE = "config.json"
 MODEL_FILE = "model.safetensors"
 EMA_FILE = "ema.safetensors"
 FORMAT_VERSION = 1
-
-
-def data_fingerprint(*tensors: Tensor) -> str:
-    """sha256 over the shapes, dtypes and bytes of the tensors: identifies the exact training data."""
-    digest = hashlib.sha256()
-    for tensor in tensors:
-        tensor = tensor.detach().cpu().contiguous()
-        digest.update(f"{tuple(tensor.shape)}|{tensor.dtype}|".encode())
-        digest.update(tensor.view(torch.uint8).reshape(-1).numpy())
-    return digest.hexdigest()
 
 
 def check_state_dict(expected: dict[str, Tensor], found: dict[str, Tensor], source: str, fix: str) -> None:

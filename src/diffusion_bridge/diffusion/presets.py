@@ -17,8 +17,8 @@ import torch
 from torch import Tensor
 
 from diffusion_bridge.space import to_diffusion_space
+from diffusion_bridge.training.checkpoint import tensor_digest
 
-from .checkpoints import data_fingerprint
 from .model import DiffusionModel
 from .trainer import BOOKKEEPING_FIELDS, RunOptions, TrainConfig, TrainResult, train
 
@@ -35,7 +35,7 @@ def preset_model(preset: dict[str, Any], dim: int, radius: float | None = None, 
 def run_id(model: DiffusionModel, config: TrainConfig, x0_train: Tensor, x0_val: Tensor | None = None) -> str:
     """12 hex digits naming a run: the model, the settings that change the numbers, and the data."""
     settings = {k: v for k, v in config.to_dict().items() if k not in BOOKKEEPING_FIELDS}
-    data = data_fingerprint(x0_train, *([] if x0_val is None else [x0_val]))
+    data = tensor_digest(x0_train, *([] if x0_val is None else [x0_val]))
     blob = json.dumps([model.config, settings, data], sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
 

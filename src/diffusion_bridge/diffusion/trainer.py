@@ -38,13 +38,13 @@ from diffusion_bridge.training import (
     param_groups,
     read_training_state,
     restore_rng,
+    tensor_digest,
 )
 from diffusion_bridge.training.optim import OPTIMIZERS
 from diffusion_bridge.training.precision import optimizer_step
 
 from .checkpoints import (
     check_state_dict,
-    data_fingerprint,
     load_weights,
     read_checkpoint_config,
     resolve_checkpoint,
@@ -369,7 +369,7 @@ def _summary(metrics: dict[str, float]) -> str:
 def _describe(x0_train: Tensor, x0_val: Tensor | None) -> dict[str, Any]:
     """What a checkpoint records of its data, and what resuming compares."""
     return {
-        "fingerprint": data_fingerprint(x0_train, *([] if x0_val is None else [x0_val])),
+        "fingerprint": tensor_digest(x0_train, *([] if x0_val is None else [x0_val])),
         "train_shape": list(x0_train.shape),
         "val_shape": None if x0_val is None else list(x0_val.shape),
     }

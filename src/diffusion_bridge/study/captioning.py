@@ -19,7 +19,6 @@ from torch import Tensor
 from diffusion_bridge.decoder.checkpoints import CaptionDecoder
 from diffusion_bridge.decoder.generation import generate
 from diffusion_bridge.decoder.model import PrefixCaptioner
-from diffusion_bridge.decoder.runs import tensor_digest
 from diffusion_bridge.decoder.training import DecoderTrainConfig, train_decoder
 from diffusion_bridge.decoder.vocabulary import ClipBpeVocabulary, GPT2Vocabulary
 from diffusion_bridge.devices import resolve_device
@@ -34,6 +33,7 @@ from diffusion_bridge.metrics.captioning import (
 from diffusion_bridge.study.claims import Claim, judge
 from diffusion_bridge.study.intervals import RESAMPLES, PerImage, resample_indices
 from diffusion_bridge.study.representations import Representations
+from diffusion_bridge.training.checkpoint import tensor_digest
 
 log = logging.getLogger(__name__)
 

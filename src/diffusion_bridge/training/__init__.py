@@ -6,6 +6,7 @@ from diffusion_bridge.training.checkpoint import (
     capture_rng,
     read_training_state,
     restore_rng,
+    tensor_digest,
     write_checkpoint,
 )
 from diffusion_bridge.training.optim import LR_SCHEDULES, lr_scheduler, make_optimizer, param_groups
@@ -23,5 +24,6 @@ __all__ = [
     "param_groups",
     "read_training_state",
     "restore_rng",
+    "tensor_digest",
     "write_checkpoint",
 ]

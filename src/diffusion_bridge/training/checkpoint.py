@@ -7,6 +7,7 @@ loads with `torch.load(weights_only=True)`: a checkpoint can never run code.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,6 +38,16 @@ def write_checkpoint(
         if state is not None:
             torch.save(dict(state), tmp / STATE_FILE)
     return directory
+
+
+def tensor_digest(*tensors: torch.Tensor) -> str:
+    """sha256 over the shapes, dtypes and bytes of `tensors`: identifies exact training data or weights."""
+    digest = hashlib.sha256()
+    for tensor in tensors:
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{tuple(tensor.shape)}|{tensor.dtype}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
 
 
 def read_training_state(directory: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
