@@ -39,7 +39,7 @@ def captions(image_set: dict[str, torch.Tensor], seed: int) -> dict[str, torch.T
 
 MEANS = {"image_mean": 0.2 * torch.ones(DIM), "text_mean": -0.2 * torch.ones(DIM)}
 BRIDGE = {"t0": 600, "t0_sweep": [0, 200, 600], "steps": 5, "sampler": "ddim", "eta": 0.0, "add_noise": False,
-          "weights": "raw", "batch_size": 7, "device": "cpu", "seed": 0}
+          "weights": "raw", "batch_size": 7, "device": "cpu", "seed": 0, "allow_partial_model": False}
 EVALUATE = {"noise_variance": 0.016, "recall_at": [1, 5], "seed": 0, "bootstrap": {"resamples": 200}}
 
 

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from diffusion_bridge.errors import ConfigError, LineageError, ReplayError, WorkdirError
 from diffusion_bridge.locks import exclusive_lock
@@ -121,3 +122,49 @@ def test_replay_reproduces_a_run_and_refuses_changed_or_missing_inputs(smoke):
     with pytest.raises(ReplayError, match=r"modality_means version .* no longer exists.*`ls .*modality_means.safetensors`"):
         plan_replay(record, smoke.path)
     moved.rename(means.parent)
+
+
+def _killed(project, pipelines: str, target: str, call: int, params: dict) -> None:
+    done = subprocess.run([sys.executable, str(KILLED_RUN), str(project.path), "smoke", pipelines, target, str(call),
+                           json.dumps(params)], capture_output=True, text=True, timeout=HANG_GUARD_S)
+    assert done.returncode == -9, f"not killed at {target} #{call}:\n{done.stdout[-1000:]}\n{done.stderr[-3000:]}"
+
+
+def _weights(project, relative: str) -> dict:
+    from safetensors.torch import load_file
+
+    version = project.run_versions[-1]
+    folder = project.path / relative / version / Path(relative).name
+    return load_file(folder / "model.safetensors")
+
+
+def test_training_killed_at_a_step_and_inside_a_save_resumes_to_the_uninterrupted_weights(smoke):
+    killed = {"diffusion": {"workdir": "data/06_models/killed_runs"}}
+    # step 27: after the checkpoint at step 20; then the 2nd file of the step-40 checkpoint (model written, EMA not)
+    _killed(smoke, "train", "diffusion_bridge.diffusion.trainer:optimizer_step", 27, killed)
+    _killed(smoke, "train", "diffusion_bridge.training.checkpoint:save_file", 2, killed)
+    smoke.run(["train"], env="smoke", params=killed)
+    resumed = _weights(smoke, "data/06_models/diffusion")
+    history = json.loads((smoke.path / "data/08_reporting/diffusion_metrics.json" / smoke.run_versions[-1]
+                          / "diffusion_metrics.json").read_text())["history"]["train"]
+    assert [row["step"] for row in history] == [10, 20, 30, 40]  # no step trained twice, none lost
+    smoke.run(["train"], env="smoke", params={"diffusion": {"workdir": "data/06_models/uninterrupted_runs"}})
+    uninterrupted = _weights(smoke, "data/06_models/diffusion")
+    assert resumed.keys() == uninterrupted.keys()
+    for key, value in uninterrupted.items():
+        assert torch.equal(resumed[key], value), key
+
+
+def test_a_caption_stage_killed_between_and_inside_decoder_epochs_retrains_nothing_twice(smoke):
+    smoke.run(["evaluate"], env="smoke")
+    killed = {"caption": {"workdir": "data/06_models/killed_decoders", "training": {"epochs": 3}}}
+    # the 2nd epoch checkpoint of the first decoder, cut short inside its save; then the start of a later epoch
+    _killed(smoke, "caption", "diffusion_bridge.training.checkpoint:save_file", 3, killed)
+    _killed(smoke, "caption", "diffusion_bridge.decoder.training:optimizer_step", 9, killed)
+    smoke.run(["caption"], env="smoke", params=killed)
+    resumed = {n: _weights(smoke, f"data/06_models/caption_decoder_{n}") for n in ("text", "noise", "augmented")}
+    smoke.run(["caption"], env="smoke", params={"caption": {"workdir": "data/06_models/fresh_decoders",
+                                                            "training": {"epochs": 3}}})
+    for name, weights in resumed.items():
+        fresh = _weights(smoke, f"data/06_models/caption_decoder_{name}")
+        assert all(torch.equal(weights[k], fresh[k]) for k in fresh), name

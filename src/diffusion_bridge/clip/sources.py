@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import torch
 
 from diffusion_bridge.clip.model import CONFIG_FILE, ClipModel
 from diffusion_bridge.errors import CheckpointError, ConfigError
+from diffusion_bridge.training.checkpoint import refused_pickle
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,8 @@ def load_checkpoint(model_name: str, checkpoint: str | Path) -> ClipModel:
         return clip
     try:
         model = open_clip.create_model(model_name, pretrained=str(path), weights_only=True)
+    except pickle.UnpicklingError:
+        raise refused_pickle(path) from None
     except (RuntimeError, AssertionError, KeyError, ValueError) as exc:  # open_clip's key/shape checks
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CheckpointError(

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from PIL import Image, UnidentifiedImageError
 
 from diffusion_bridge.corpus.records import Corpus
-from diffusion_bridge.errors import ConfigError, ImageFilesError
+from diffusion_bridge.errors import ConfigError, CorpusError, ImageFilesError
 
 CHECK_MODES = ("decode", "header", "exists")
 BAD_IMAGE_POLICIES = ("error", "skip")
@@ -129,6 +129,18 @@ def drop_bad_images(corpus: Corpus, mode: str, policy: str, workers: int = 8) ->
     images = corpus.images[~corpus.images["imgid"].isin(bad)].reset_index(drop=True)
     captions = corpus.captions[~corpus.captions["imgid"].isin(bad)].reset_index(drop=True)
     return Corpus(corpus.name, corpus.annotation_file, corpus.image_root, images, captions), check
+
+
+def require_every_split(corpus: Corpus) -> None:
+    """The study needs images in train (fits), val (validates the DDPM, picks decoder checkpoints) and test."""
+    sizes = corpus.split_sizes()
+    empty = [split for split, size in sizes.items() if size["images"] == 0]
+    if empty:
+        raise CorpusError(
+            str(corpus.annotation_file), f"no images are left in split(s) {empty} (sizes: {sizes})",
+            "give some images split 'val'/'test' (or 'restval' for train) in the annotation file; when images were "
+            "skipped as bad, replace them", field="split",
+        )
 
 
 def check_report(corpus: Corpus, check: ImageCheck, mode: str, policy: str) -> dict:

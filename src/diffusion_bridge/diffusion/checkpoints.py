@@ -149,6 +149,24 @@ class DiffusionCheckpoint:
         """The trained model with its raw (the reference's choice at inference) or EMA weights."""
         return load_model(self.directory, weights, map_location, dim)
 
+    @property
+    def steps(self) -> tuple[int, int]:
+        """(steps trained, steps the run was configured for)."""
+        planned = int((self.config.get("train") or {}).get("steps", 0))
+        if not (self.directory / STATE_FILE).is_file():
+            return planned, planned  # imported weights (e.g. the reference's): complete as far as anyone knows
+        return int(read_training_state(self.directory)["step"]), planned
+
+    def require_finished(self, allow_partial: bool = False) -> None:
+        """Refuse a model whose training was stopped early (`stop_after`) unless `allow_partial`."""
+        done, planned = self.steps
+        if done < planned and not allow_partial:
+            raise CheckpointError(
+                f"{self.directory} holds a model stopped after {done} of its {planned} training steps (diffusion."
+                "stop_after). Fix: finish it with `kedro run --pipelines=train` (it resumes), or set "
+                "bridge.allow_partial_model and augment.allow_partial_model to true to use it as it is"
+            )
+
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         for name in (CONFIG_FILE, MODEL_FILE, EMA_FILE, STATE_FILE):

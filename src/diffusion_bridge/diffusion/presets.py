@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from diffusion_bridge.locks import exclusive_lock
 from diffusion_bridge.space import to_diffusion_space
 from diffusion_bridge.training.checkpoint import tensor_digest
 
@@ -59,4 +60,5 @@ def train_preset(
     x0_val = None if text_val is None else to_diffusion_space(text_val, text_mean, model.radius)
     run_dir = Path(workdir) / run_id(model, config, x0_train, x0_val)
     log.info("Training a %s denoiser for %d steps in %s", model.denoiser_name, config.steps, run_dir)
-    return train(model, x0_train, x0_val, config, run_dir, options)
+    with exclusive_lock(run_dir, owner="diffusion training"):  # a second trainer of the same run waits for nobody: it refuses
+        return train(model, x0_train, x0_val, config, run_dir, options)

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from diffusion_bridge.space import REFERENCE_RADIUS
+from diffusion_bridge.training.checkpoint import refused_pickle
 
 from .checkpoints import CheckpointError, check_state_dict
 from .model import DiffusionModel
@@ -132,11 +133,8 @@ def load_reference_checkpoint(
     source = str(path)
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise CheckpointError(
-            f"{source}: holds objects other than tensors and plain containers, so it was not loaded "
-            f"(weights_only=True); re-save just the state dicts. Detail: {err}"
-        ) from err
+    except pickle.UnpicklingError:
+        raise refused_pickle(source) from None
     state = _diffusion_state(ckpt, weights, source)
     unet = _strip(state, UNET_PREFIX)
     buffers = {k: v for k, v in state.items() if not k.startswith(UNET_PREFIX)}

@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import save_file
 
 from diffusion_bridge.atomic import atomic_path
+from diffusion_bridge.errors import CheckpointError
 
 STATE_FILE = "training_state.pt"
 
@@ -48,6 +49,16 @@ def tensor_digest(*tensors: torch.Tensor) -> str:
         digest.update(f"{tuple(tensor.shape)}|{tensor.dtype}|".encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
     return digest.hexdigest()
+
+
+def refused_pickle(source: str | Path) -> CheckpointError:
+    """The error for a file `torch.load(weights_only=True)` refused: it holds Python objects that could run
+    code. (torch's own message suggests `weights_only=False`, i.e. how to run them; we never do that.)"""
+    return CheckpointError(
+        f"{source} holds Python objects besides tensors and plain containers, so it was not loaded: unpickling "
+        "them could run arbitrary code. Fix: load it once in a trusted environment and re-save only its state "
+        "dict (torch.save(model.state_dict(), ...)) or convert it to safetensors"
+    )
 
 
 def read_training_state(directory: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

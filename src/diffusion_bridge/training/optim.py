@@ -11,7 +11,6 @@ from collections.abc import Iterable
 
 import torch
 from torch import nn
-from transformers import get_scheduler
 
 from diffusion_bridge.errors import ConfigError
 
@@ -53,6 +52,8 @@ def lr_scheduler(optimizer: torch.optim.Optimizer, schedule: str, warmup_steps: 
                  min_lr_ratio: float = 0.0) -> torch.optim.lr_scheduler.LRScheduler:
     """transformers' schedule `schedule` with linear warm-up: the factor rises from 0 over `warmup_steps`, then
     stays (constant), falls linearly to 0 (linear) or follows a cosine to `min_lr_ratio` (cosine) at `total_steps`."""
+    from transformers import get_scheduler  # here, not at module level: importing transformers takes seconds
+
     if schedule not in LR_SCHEDULES:
         raise ConfigError(f"lr_schedule {schedule!r} is not one of {list(LR_SCHEDULES)}")
     if schedule == "constant":

@@ -18,6 +18,7 @@ SETTINGS = ("t0", "steps", "sampler", "eta", "add_noise", "weights", "seed")
 def _bridged(checkpoint: DiffusionCheckpoint, embeddings: Tensors, mean: torch.Tensor, params: dict[str, Any],
              t0s: list[int]) -> dict[int, torch.Tensor]:
     """`embeddings` bridged at every t0 of `t0s` with the stage's settings."""
+    checkpoint.require_finished(params["allow_partial_model"])
     device = resolve_device(params["device"])
     model = checkpoint.model(params["weights"], device, dim=int(embeddings["embeddings"].shape[1]))
     return bridge_sweep(

@@ -11,7 +11,7 @@ from diffusion_bridge.clip import ClipModel
 from diffusion_bridge.clip import obtain_clip as clip_from_settings
 from diffusion_bridge.clip.encoding import embed_images, embed_texts
 from diffusion_bridge.corpus import SPLITS, Corpus
-from diffusion_bridge.corpus.images import check_report, drop_bad_images
+from diffusion_bridge.corpus.images import check_report, drop_bad_images, require_every_split
 from diffusion_bridge.corpus.labels import coco_labels
 from diffusion_bridge.corpus.records import by_split, train_rows
 from diffusion_bridge.devices import resolve_device
@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 def build_corpus_tables(raw_corpus: Corpus, params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Check every image file, then emit the images and captions tables and a report of what was read."""
     corpus, check = drop_bad_images(raw_corpus, params["image_check"], params["on_bad_images"], params["check_workers"])
+    require_every_split(corpus)
     if check.bad_ids:
         log.warning("Skipped %d images with missing/unreadable files (listed in corpus_report)", len(check.bad_ids))
     return corpus.images, corpus.captions, check_report(corpus, check, params["image_check"], params["on_bad_images"])

@@ -9,8 +9,7 @@ import torch
 from diffusion_bridge.devices import resolve_device
 from diffusion_bridge.diffusion import RunOptions, train_preset
 from diffusion_bridge.diffusion.checkpoints import DiffusionCheckpoint
-
-Tensors = dict[str, torch.Tensor]
+from diffusion_bridge.serialization import Tensors
 
 
 def train_diffusion_model(
