@@ -94,17 +94,22 @@ def test_caption_report(default_run):
     metrics = _json(default_run, "data/08_reporting/caption_metrics.json")
     labels = _json(default_run, "data/03_primary/labels_test.json")
     results = _json(default_run, "data/07_model_output/caption_results.json")
-    expected = {"raw", "mean_shift", "noise", "capdec_c3", "bridged", "diffusion_bridge"}
-    assert expected | {f"sweep_t{t}" for t in (0, 100, 200, 400, 600, 800)} == set(results)
-    for rows in results.values():
+    expected = {"raw", "mean_shift", "noise", "capdec_c3", "bridged", "diffusion_bridge", "another_caption"}
+    assert set(results["evaluations"]) == expected
+    assert [entry["t0"] for entry in results["sweep"]] == [0, 100, 200, 400, 600, 800]
+    for rows in [*results["evaluations"].values(), *(entry["results"] for entry in results["sweep"])]:
         validate_coco_results(rows, labels)
-    for name in expected:
+    for name in expected:  # the ceiling is scored like every other row
         scores = metrics["metrics"][name]
         assert {"Bleu_1", "Bleu_4", "ROUGE_L", "CIDEr"} <= set(scores)
         assert 0 < scores["Bleu_1"] <= 1
         assert set(metrics["attributes"][name]) >= {"kind_precision", "colour_precision", "hallucination_rate"}
+    judged = {(c["better"], c["worse"], c["metric"]) for c in metrics["comparisons"]}
+    assert ("bridged", "mean_shift", "CIDEr") in judged and ("t0=600", "t0=0", "CIDEr") in judged
+    assert all(c["verdict"] in {"holds", "reversed", "not shown", "not measurable"} for c in metrics["comparisons"])
     report = _latest(default_run, "data/08_reporting/caption_report.md").read_text()
     assert "Table 2" in report and "Table 4" in report and "Table 5" in report
+    assert "another_caption (ceiling)" in report and "Which of the paper's claims hold on this corpus" in report
 
 
 def test_notebook_redraws_from_the_catalog(default_run, tmp_path):

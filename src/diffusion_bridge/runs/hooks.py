@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST_DATASET = "run_manifest"
 INCOMPLETE = ".incomplete"
+RAW = "01_raw"
 
 
 def _stage_of_nodes() -> dict[str, str]:
@@ -179,7 +180,9 @@ class RunHooks:
 
     def _recover_killed_runs(self) -> None:
         """Runs still marked `running` while nobody holds the lock were killed: tidy after them."""
-        removed = clean_temporaries(self._data)
+        # every folder runs write into; raw corpora (COCO: 123k images) are read-only inputs, not scanned
+        removed = [p for folder in sorted(self._data.glob("*")) if folder.is_dir() and folder.name != RAW
+                   for p in clean_temporaries(folder)]
         if removed:
             log.warning("Removed %d temporary file(s) left by interrupted writes", len(removed))
         for path in sorted(self._root.glob("*/*.json")) if self._root.is_dir() else []:

@@ -140,6 +140,12 @@ def ancestry(root: Path, name: str, version: str, cache: dict[tuple[str, str], d
     return found
 
 
+def _reads(name: str, version: str, ancestor: str, ancestor_version: str) -> str:
+    if name == ancestor:
+        return f"reads {name}@{version}"
+    return f"reads {name}@{version}, made from {ancestor}@{ancestor_version}"
+
+
 def check_lineage(root: Path, inputs: Mapping[str, str], node: str) -> None:
     """Refuse a node whose inputs descend from different versions of one artifact (e.g. two CLIP models)."""
     cache: dict[tuple[str, str], dict[str, str]] = {}
@@ -149,10 +155,11 @@ def check_lineage(root: Path, inputs: Mapping[str, str], node: str) -> None:
             if ancestor in seen and seen[ancestor][0] != ancestor_version:
                 other_version, other_input = seen[ancestor]
                 raise LineageError(
-                    f"node {node!r} would combine artifacts that were not made together: {name}@{version} comes from "
-                    f"{ancestor}@{ancestor_version}, but {other_input} comes from {ancestor}@{other_version}. Fix: rerun "
-                    f"the stages after the one that made {ancestor} (e.g. `kedro run --from-inputs={ancestor}`), or pin "
-                    f"matching versions with `--load-versions` (the run manifests under {root} list them)"
+                    f"node {node!r} would combine artifacts that were not made together: it "
+                    f"{_reads(name, version, ancestor, ancestor_version)}, and "
+                    f"{_reads(other_input, inputs[other_input], ancestor, other_version)}. "
+                    f"Fix: rerun the stages after the one that made {ancestor} (e.g. `kedro run --from-inputs={ancestor}`), "
+                    f"or pin matching versions with `--load-versions` (the run manifests under {root} list them)"
                 )
             seen.setdefault(ancestor, (ancestor_version, name))
 
