@@ -13,7 +13,7 @@ normalisation.
 """
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -224,17 +224,10 @@ def _hits_at_k(above: Tensor, tied_neg: Tensor, tied_pos: Tensor, k: int, ties: 
     return 1.0 - p_all_negative
 
 
-def retrieval_recall(
-    query: Tensor,
-    gallery: Tensor,
-    query_to_gallery_positives: Tensor,
-    ks: Sequence[int] = (1, 5, 10),
-    *,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
-    ties: Ties = "pessimistic",
-) -> dict[str, float]:
-    """Recall@k of cosine retrieval: the mean over queries of `retrieval_credits`."""
-    credits = retrieval_credits(query, gallery, query_to_gallery_positives, ks, chunk_size=chunk_size, ties=ties)
+def retrieval_recall(query: Tensor, gallery: Tensor, query_to_gallery_positives: Tensor,
+                     ks: Sequence[int] = (1, 5, 10), **options: Any) -> dict[str, float]:
+    """Recall@k of cosine retrieval: the mean over queries of `retrieval_credits` (same arguments)."""
+    credits = retrieval_credits(query, gallery, query_to_gallery_positives, ks, **options)
     return {f"R@{k}": float(c.mean()) for k, c in credits.items()}
 
 
@@ -252,7 +245,7 @@ def retrieval_credits(
     resamples).
 
     ``query_to_gallery_positives`` is an integer [P, 2] tensor of (query row, gallery row) pairs that count
-    as correct; every query needs at least one. Returns ``{"R@1": ..., "R@5": ...}`` for ``ks``.
+    as correct; every query needs at least one. Returns ``{k: credits [N_query]}`` for ``ks``.
 
     Ties are never rewarded. A query is scored at its best positive p (highest score s*). With
     ``ties="pessimistic"`` (default) its rank is 1 + the number of gallery items scoring strictly above s*
