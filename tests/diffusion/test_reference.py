@@ -242,8 +242,10 @@ class Pickled:
 def test_arbitrary_pickles_are_refused(tmp_path):
     path = tmp_path / "model-evil.pt"
     torch.save({"model": Pickled()}, path)
-    with pytest.raises(CheckpointError, match="weights_only"):
+    with pytest.raises(CheckpointError, match="arbitrary code") as refused:
         load_reference_checkpoint(path)
+    assert "model-evil.pt" in str(refused.value)
+    assert "weights_only=False" not in str(refused.value)  # never advise running the pickle
 
 
 def test_bridge_embeddings_equals_the_reference_vision_script(reference_file):
