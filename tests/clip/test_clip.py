@@ -13,9 +13,19 @@ from PIL import Image
 from diffusion_bridge.clip import ClipModel, load_checkpoint
 from diffusion_bridge.clip.encoding import embed_images, embed_texts
 from diffusion_bridge.clip.fitting import ClipFitConfig, fit_clip
-from diffusion_bridge.corpus.scenes import all_pairs, describe_scene, render_scene, sample_scene
+from diffusion_bridge.corpus.scenes import (
+    KINDS,
+    POSITIONS,
+    Scene,
+    SceneObject,
+    all_pairs,
+    describe_scene,
+    render_scene,
+    sample_scene,
+)
 from diffusion_bridge.corpus.synthetic import held_out_pairs
 from diffusion_bridge.errors import CheckpointError, ImageFilesError
+from diffusion_bridge.metrics.attributes import parse_caption
 
 CPU = torch.device("cpu")
 
@@ -58,11 +68,14 @@ def test_saved_model_is_an_open_clip_local_dir(tiny_corpus, tmp_path):
     loaded = ClipModel.load(tmp_path / "clip")
     direct = open_clip.create_model(f"local-dir:{tmp_path / 'clip'}")  # open_clip reads it on its own
     tokens = clip.tokenizer()(["a red circle", "two blue squares"])
+    pixels = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected = clip.model.eval().encode_text(tokens)
         torch.testing.assert_close(loaded.model.encode_text(tokens), expected)
         torch.testing.assert_close(direct.eval().encode_text(tokens), expected)
-    assert loaded.info["model_name"] == "SynthCLIP-Tiny" and loaded.embed_dim == 64
+        seen = clip.model.encode_image(pixels)  # the conv tower was fitted channels-last; saved weights are plain
+        torch.testing.assert_close(loaded.model.encode_image(pixels), seen, atol=1e-5, rtol=1e-5)
+    assert loaded.info["model_name"] == "SynthCLIP-RN8" and loaded.embed_dim == 64
 
 
 def test_checkpoint_errors_name_the_file_and_the_fix(tmp_path):
@@ -96,3 +109,44 @@ def test_an_image_that_breaks_during_embedding_is_named(tiny_corpus, tmp_path):
     clip = _fit(tiny_corpus, 0)
     with pytest.raises(ImageFilesError, match=r"imgid=99: .*broken\.png"):
         embed_images(clip, [*paths[:4], str(broken)], [*ids[:4], 99], CPU, batch_size=2, num_workers=2, progress=False)
+
+
+def _one_red_shape(rng: random.Random) -> Scene:
+    """One big red shape on plain grey: the kind (and position) is all there is to tell images apart."""
+    position = rng.choice(sorted(POSITIONS))
+    x, y = POSITIONS[position]
+    shape = SceneObject(rng.choice(KINDS), "red", "big", position, x, y, 0.14, rng.randrange(360))
+    return Scene((shape,), "plain", "grey")
+
+
+@pytest.mark.slow
+def test_a_short_fit_of_the_default_tower_names_kinds_above_chance(tmp_path):
+    """The default fitted CLIP (SynthCLIP-RN8, conv image tower) learns object kinds, not only colours: after a
+    200-step fit on 300 one-shape images, each test image's nearest test caption names its kind far more often
+    than a caption drawn at random does (measured: 0.70 against 0.13)."""
+    rng = random.Random(0)
+    corpus = {"train": ([], [], [], []), "test": ([], [], [], [])}
+    for split, count in (("train", 300), ("test", 100)):
+        paths, captions, owners, kinds = corpus[split]
+        for i in range(count):
+            scene = _one_red_shape(rng)
+            paths.append(str(tmp_path / f"{split}{i}.png"))
+            render_scene(scene, 64).save(paths[-1])
+            kinds.append({o.kind for o in scene.objects})
+            for caption in describe_scene(scene, rng, 3):
+                captions.append(caption)
+                owners.append(i)
+    paths, captions, owners, _ = corpus["train"]
+    config = ClipFitConfig(model_name="SynthCLIP-RN8", steps=200, batch_size=64, lr=3e-3, warmup_steps=10, num_workers=0)
+    clip = fit_clip(paths, list(range(len(paths))), captions, owners, config, CPU, progress=False)
+
+    paths, captions, _, kinds = corpus["test"]
+    images = torch.nn.functional.normalize(embed_images(clip, paths, list(range(len(paths))), CPU, num_workers=0,
+                                                        progress=False), dim=-1)
+    texts = torch.nn.functional.normalize(embed_texts(clip, captions, CPU, num_workers=0, progress=False), dim=-1)
+    named = [parse_caption(c).kinds for c in captions]
+    nearest = (images @ texts.T).argmax(1).tolist()
+    precision = sum(len(named[j] & kinds[i]) for i, j in enumerate(nearest)) / sum(len(named[j]) for j in nearest)
+    chance = sum(len(said & image) for image in kinds for said in named) / (len(kinds) * sum(map(len, named)))
+    assert chance < 0.2  # eight kinds, about uniform
+    assert precision > 2.5 * chance

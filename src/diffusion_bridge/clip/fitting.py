@@ -3,7 +3,10 @@
 The logit scale is frozen: on small data a learnable temperature closes the modality gap almost completely,
 while a fixed one keeps it, as in real CLIP — and the gap is what this study is about. The frozen value is a
 parameter; see conf/base/parameters_prepare.yml for why the default is 30 rather than CLIP's cap of 100.
-A fixed step count and seed make the fit deterministic.
+A fixed step count and seed make the fit deterministic. The optimizer and learning-rate schedule are the
+ones every training loop here builds (diffusion_bridge.training.optim): AdamW, decay on matrices only, fused
+where torch has the kernel (on CPU it is several times faster than the per-tensor loop over the text tower's
+49,408-row token table), and transformers' warm-up + cosine schedule.
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ from diffusion_bridge.clip.model import ClipModel
 from diffusion_bridge.corpus.images import DECODE_AT_CHECK
 from diffusion_bridge.errors import ImageFilesError
 from diffusion_bridge.progress import progress_bar
+from diffusion_bridge.training.optim import lr_scheduler, make_optimizer, param_groups
 
 
 @dataclass(frozen=True)
 class ClipFitConfig:
     """Hyper-parameters of the from-scratch fit (defaults live in conf/base/parameters_prepare.yml)."""
 
-    model_name: str = "SynthCLIP-Tiny"
+    model_name: str = "SynthCLIP-RN8"
     steps: int = 600
     batch_size: int = 128
     lr: float = 1e-3
@@ -54,6 +58,7 @@ def fit_clip(
     with torch.random.fork_rng():  # seeded initial weights without touching the caller's global RNG
         torch.manual_seed(config.seed)
         model = open_clip.create_model(config.model_name, device=device)
+    model.visual.to(memory_format=torch.channels_last)  # oneDNN's convolutions run faster channels-last on CPU
     model.logit_scale.data.fill_(math.log(config.logit_scale))
     model.logit_scale.requires_grad_(False)
     clip = ClipModel(model=model, model_cfg=open_clip.get_model_config(config.model_name), info={})
@@ -62,12 +67,8 @@ def fit_clip(
     tokens = clip.tokenizer()(list(captions)).to(device)
     first, count = _caption_groups(image_ids, caption_image_ids)
 
-    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=config.lr
-    )
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _warmup_cosine(s, config.warmup_steps, config.steps))
+    optimizer = make_optimizer("adamw", param_groups(model, config.weight_decay), config.lr, fused=True)
+    schedule = lr_scheduler(optimizer, "cosine", config.warmup_steps, config.steps)
     loss_fn = ClipLoss()
     batch = min(config.batch_size, len(image_paths))
     losses = torch.zeros(config.steps)
@@ -112,7 +113,7 @@ def _load_pixels(clip: ClipModel, paths, ids, config: ClipFitConfig, device: tor
     failures = [f for _, failed in batches for f in failed]
     if failures:
         raise ImageFilesError("unreadable", failures, "the images table", DECODE_AT_CHECK)
-    return torch.cat([pixels for pixels, _ in batches]).to(device)
+    return torch.cat([pixels for pixels, _ in batches]).to(device).contiguous(memory_format=torch.channels_last)
 
 
 def _caption_groups(image_ids: Sequence[int], caption_image_ids: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -131,12 +132,6 @@ def _caption_groups(image_ids: Sequence[int], caption_image_ids: Sequence[int]) 
     first = torch.cumsum(count, 0) - count
     return first, count.float()
 
-
-def _warmup_cosine(step: int, warmup: int, total: int) -> float:
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
 def _curve_stride(steps: int) -> int:
