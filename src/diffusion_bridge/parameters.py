@@ -134,6 +134,28 @@ def check_caption(p: Params) -> None:
     _one_of(p["sweep_decoder"], sorted(decoders), "caption.sweep_decoder")
     for decoder, evaluation in p["table5"].items():
         _one_of(evaluation, sorted(p["evaluations"]), f"caption.table5.{decoder}")
+    _check_claims(p.get("claims", []), sorted(p["evaluations"]))
+
+
+def _check_claims(claims: Any, evaluations: list[str]) -> None:
+    """Each claim compares two of the evaluations on metrics the study resamples; a misspelt name would
+    otherwise leave the claim out of the report without a word."""
+    from diffusion_bridge.metrics.captioning import PER_IMAGE_METRICS
+    from diffusion_bridge.study.captioning import ATTRIBUTE_RATES
+
+    metrics = sorted({*PER_IMAGE_METRICS, *ATTRIBUTE_RATES})
+    if not isinstance(claims, list):
+        raise ConfigError(f"caption.claims is {claims!r}; it must be a list of {{statement, better, worse, metrics}}")
+    for k, claim in enumerate(claims):
+        where = f"caption.claims[{k}]"
+        if not isinstance(claim, Mapping) or not {"statement", "better", "worse", "metrics"} <= set(claim):
+            raise ConfigError(f"{where} is {claim!r}; it needs statement, better, worse and metrics")
+        _one_of(claim["better"], evaluations, f"{where}.better")
+        _one_of(claim["worse"], evaluations, f"{where}.worse")
+        if not claim["metrics"] or isinstance(claim["metrics"], str):
+            raise ConfigError(f"{where}.metrics is {claim['metrics']!r}; list one or more of {metrics}")
+        for metric in claim["metrics"]:
+            _one_of(metric, metrics, f"{where}.metrics")
 
 
 def _checks(params: Params) -> dict[str, Callable[[Params], None]]:
