@@ -53,6 +53,13 @@ def test_the_contact_sheet_shows_the_sampled_images_with_every_evaluations_capti
     texts = [t.get_text() for ax in figure.axes for t in ax.texts]
     assert len(figure.axes) == 6 and len(texts) == 3
     assert all("raw " in t and "bridged " in t for t in texts)
+    held_out = {i: f"truth of {i}" for i in range(5)}
+    figure = caption_contact_sheet(results, images, count=3, seed=0, held_out=held_out)
+    for ax in figure.axes[::2]:  # image, then its captions: the ground truth of that very image comes first
+        imgid = int(ax.get_title().split()[-1])
+        lines = figure.axes[figure.axes.index(ax) + 1].texts[0].get_text().splitlines()
+        assert lines[0] == f"ground truth (held out): truth of {imgid}" and lines[1:] == [f"raw: raw {imgid}",
+                                                                                      f"bridged: bridged {imgid}"]
 
 
 @pytest.fixture(scope="module")

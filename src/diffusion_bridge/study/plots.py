@@ -95,10 +95,15 @@ def contact_sheet(image_paths: list[str], captions: Mapping[str, list[str]], ima
     return fig
 
 
-def caption_contact_sheet(results: Mapping[str, Any], images: pd.DataFrame, count: int, seed: int) -> Figure:
-    """`count` test images (drawn with `seed`), each with the caption every evaluation produced for it."""
+def caption_contact_sheet(results: Mapping[str, Any], images: pd.DataFrame, count: int, seed: int,
+                          held_out: Mapping[int, str] | None = None) -> Figure:
+    """`count` test images (drawn with `seed`), each with the caption every evaluation produced for it; with
+    `held_out` (imgid -> the held-out ground-truth caption), that caption first, so the ceiling row can be read
+    against the very caption whose embedding it decoded."""
     test = images.loc[images["split"] == "test"]
     picked = test.sample(n=min(count, len(test)), random_state=seed)
     ids = picked["imgid"].tolist()
     by_name = {name: {int(r["image_id"]): r["caption"] for r in rows} for name, rows in results["evaluations"].items()}
+    if held_out is not None:
+        by_name = {"ground truth (held out)": {i: held_out[i] for i in ids}, **by_name}
     return contact_sheet(picked["image_path"].tolist(), {n: [c[i] for i in ids] for n, c in by_name.items()}, ids)

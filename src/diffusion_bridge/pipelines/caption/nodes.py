@@ -71,6 +71,11 @@ def write_caption_report(caption_metrics: dict[str, Any]) -> tuple[str, str]:
     return caption_markdown(caption_metrics), caption_summary(caption_metrics)
 
 
-def draw_contact_sheet(results: dict[str, Any], images: pd.DataFrame, params: dict[str, Any]) -> Figure:
-    """A few test images with the caption each evaluation produced for them."""
-    return caption_contact_sheet(results, images, params["contact_sheet"]["images"], params["contact_sheet"]["seed"])
+def draw_contact_sheet(results: dict[str, Any], reps: Representations, captions: pd.DataFrame, images: pd.DataFrame,
+                       params: dict[str, Any]) -> Figure:
+    """A few test images with the held-out ground-truth caption and the caption each evaluation produced."""
+    text = captions.set_index("sentid")["caption"]
+    held_out = {int(i): str(text[int(s)]) for i, s in zip(reps.imgid.tolist(), reps.another_caption_sentid.tolist(),
+                                                          strict=True)}
+    sheet = params["contact_sheet"]
+    return caption_contact_sheet(results, images, sheet["images"], sheet["seed"], held_out)

@@ -37,7 +37,8 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(nodes.write_caption_report, inputs="caption_metrics", outputs=["caption_report", "caption_summary"],
                  name="write_caption_report"),
-            Node(nodes.draw_contact_sheet, inputs=["caption_results", "images_table", "params:caption"],
+            Node(nodes.draw_contact_sheet,
+                 inputs=["caption_results", "test_representations", "captions_table", "images_table", "params:caption"],
                  outputs="caption_contact_sheet", name="draw_contact_sheet"),
         ]
     )
