@@ -1,7 +1,7 @@
 """Wall time of the whole default `kedro run`, node by node, against the settings it replaced, in one run.
 
-Each configuration runs in its own temporary copy of the project (conf/ and the package from this
-checkout, an empty data/), as a fresh clone would: the synthetic corpus is rendered, CLIP fitted, and so on.
+Each configuration runs in its own temporary copy of the project (conf/ and the package of this checkout,
+an empty data/), as a fresh clone would: the synthetic corpus is rendered, CLIP fitted, and so on.
 Node times come from the run manifest (data/09_tracking/run_manifest.json), which records every node's
 wall time. The baseline is the default study as of 03f2cab, rebuilt with --params on today's code:
 SynthCLIP-Tiny at lr 1e-3 and 6 decoder epochs.
@@ -35,15 +35,15 @@ def run_default(params: str | None) -> dict:
     with tempfile.TemporaryDirectory(prefix="default-run-") as folder:
         project = Path(folder) / "project"
         project.mkdir()
-        for item in ("conf", "pyproject.toml", ".telemetry"):
+        for item in ("conf", "src", "pyproject.toml", ".telemetry"):
             source = ROOT / item
             if source.is_dir():
-                shutil.copytree(source, project / item, ignore=shutil.ignore_patterns("local"))
+                shutil.copytree(source, project / item, ignore=shutil.ignore_patterns("local", "__pycache__"))
             elif source.exists():
                 shutil.copy(source, project / item)
         (project / "conf" / "local").mkdir(exist_ok=True)
         command = [sys.executable, "-m", "kedro", "run"] + (["--params", params] if params else [])
-        env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "PYTHONPATH": str(ROOT / "src")}
+        env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "PYTHONPATH": str(project / "src")}
         start = time.perf_counter()
         subprocess.run(command, cwd=project, env=env, check=True, stdout=subprocess.DEVNULL)
         wall = time.perf_counter() - start
