@@ -1,4 +1,4 @@
-"""The training loop: nanoGPT-shaped, on one device or many (accelerate/DDP), resumable bit for bit.
+"""The diffusion training loop, on one device or many (accelerate/DDP), resumable bit for bit.
 
 The whole training set sits on the device; every step draws the GLOBAL batch (indices, t, noise) from
 one seeded generator that all ranks share, and each rank takes its slice — so the result does not
