@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import pandas as pd
 import torch
 from torch import Tensor
 
@@ -136,3 +137,9 @@ def build_representations(
 def sweep_by_step(sweep: Mapping[str, Tensor]) -> dict[int, Tensor]:
     """The bridge stage's stacked sweep artifact as {t0: [N, D]}."""
     return {int(t): v for t, v in zip(sweep["t0"].tolist(), sweep["embeddings"], strict=True)}
+
+
+def held_out_captions(reps: Representations, captions: pd.DataFrame) -> dict[int, str]:
+    """imgid -> the text of the caption held out for the ceiling (`another_caption`), from the captions table."""
+    text = captions.set_index("sentid")["caption"]
+    return {int(i): str(text[int(s)]) for i, s in zip(reps.imgid.tolist(), reps.another_caption_sentid.tolist(), strict=True)}

@@ -21,7 +21,7 @@ from diffusion_bridge.study.captioning import (
 from diffusion_bridge.study.claims import claims_from_params
 from diffusion_bridge.study.plots import caption_contact_sheet
 from diffusion_bridge.study.reports import caption_markdown, caption_summary
-from diffusion_bridge.study.representations import Representations
+from diffusion_bridge.study.representations import Representations, held_out_captions
 
 
 def train_text_decoder(text_train: Tensors, captions: pd.DataFrame, means: Tensors, val: Representations,
@@ -74,8 +74,5 @@ def write_caption_report(caption_metrics: dict[str, Any]) -> tuple[str, str]:
 def draw_contact_sheet(results: dict[str, Any], reps: Representations, captions: pd.DataFrame, images: pd.DataFrame,
                        params: dict[str, Any]) -> Figure:
     """A few test images with the held-out ground-truth caption and the caption each evaluation produced."""
-    text = captions.set_index("sentid")["caption"]
-    held_out = {int(i): str(text[int(s)]) for i, s in zip(reps.imgid.tolist(), reps.another_caption_sentid.tolist(),
-                                                          strict=True)}
     sheet = params["contact_sheet"]
-    return caption_contact_sheet(results, images, sheet["images"], sheet["seed"], held_out)
+    return caption_contact_sheet(results, images, sheet["images"], sheet["seed"], held_out_captions(reps, captions))
