@@ -4,9 +4,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from diffusion_bridge.metrics.alignment import centroid_distance, frechet_distance
 from diffusion_bridge.runs.hooks import ReportHooks
 from diffusion_bridge.space import centre, noise_injected
-from diffusion_bridge.study.alignment import measure_representations, reading, winners
+from diffusion_bridge.study.alignment import measure_representations, per_image_statistics, reading, winners
+from diffusion_bridge.study.intervals import resample_indices
 from diffusion_bridge.study.reports import alignment_markdown, alignment_summary
 from diffusion_bridge.study.representations import CEILING, split_off_one_caption
 
@@ -82,3 +84,19 @@ def test_report_and_summary_render_every_representation(capsys):
     printed = capsys.readouterr().out
     assert "Alignment with test captions" in printed and "bridged" in printed and "something_else" not in printed
     assert "Node wall times" in printed and "write_alignment_report" in printed
+
+
+def test_resampled_centroid_and_frechet_distances_equal_those_of_the_resampled_sets():
+    """The weighted (vectorised) set statistics against the metric on the resample built by copying rows."""
+    g = torch.Generator().manual_seed(3)
+    n, per_image = 30, 3
+    rep, text = torch.randn(n, 8, generator=g), torch.randn(n * per_image, 8, generator=g)
+    index = torch.arange(n).repeat_interleave(per_image)[torch.randperm(n * per_image, generator=g)]
+    stats = per_image_statistics(rep, text, index, ks=(1,))
+    indices = resample_indices(n, 5, seed=4)
+    for name, metric in (("centroid_distance", centroid_distance), ("frechet_distance", frechet_distance)):
+        # the metrics average float32 unit rows in float32; the weighted form averages them in float64
+        assert stats[name].value() == pytest.approx(metric(rep, text), abs=1e-6)
+        copied = [metric(rep[row], torch.cat([text[index == i] for i in row.tolist()])) for row in indices]
+        torch.testing.assert_close(stats[name].resampled(indices), torch.tensor(copied, dtype=torch.float64),
+                                   rtol=0, atol=1e-6)

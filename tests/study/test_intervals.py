@@ -62,13 +62,16 @@ def test_ratio_statistics_are_ratios_of_sums_and_undefined_without_mentions():
         PerImage.ratio_of([1.0, 2.0], [1.0])
 
 
-def test_set_statistics_are_recomputed_on_each_resample():
+def test_set_statistics_see_each_resample_as_image_multiplicities():
     values = scores(50, 1.0, 6)
-    as_set = SetStatistic(lambda idx: float(values[idx].max()), 50)
+    drawn_max = SetStatistic(lambda w: torch.where(w > 0, values, -math.inf).amax(1), 50, batch=7)  # odd batches
+    weighted_mean = SetStatistic(lambda w: w @ values / w.sum(1), 50, batch=64)
     indices = resample_indices(50, 200, seed=2)
-    result = interval(as_set, indices)
+    result = interval(drawn_max, indices)
     assert result.estimate == pytest.approx(float(values.max())) and result.high <= float(values.max())
     assert result.low == pytest.approx(float(np.percentile([values[r].max() for r in indices], 2.5)))
+    means = weighted_mean.resampled(indices)  # a repeated image counts as often as it was drawn
+    torch.testing.assert_close(means, values[indices].mean(1), rtol=0, atol=1e-12)
 
 
 def test_claims_hold_reverse_or_are_not_shown_by_their_intervals():

@@ -21,6 +21,7 @@ from einops import einsum, rearrange
 from torch import Tensor
 
 from diffusion_bridge.errors import InputError
+from diffusion_bridge.space import centre  # the mean-shifted space the paper reports its cosines in (C3, §3)
 
 Ties = Literal["pessimistic", "random"]
 
@@ -97,11 +98,6 @@ def normalize(x: Tensor, eps: float = 1e-12) -> Tensor:
 def centroid(x: Tensor) -> Tensor:
     """Mean of the normalised rows: where a modality sits on the unit sphere (paper's modality means)."""
     return normalize(x).mean(dim=0)
-
-
-def centre(x: Tensor, mean: Tensor) -> Tensor:
-    """``normalize(normalize(x) - mean)``: the mean-shifted space the paper reports its cosines in (C3, §3)."""
-    return normalize(normalize(x) - mean)
 
 
 def centroid_distance(a: Tensor, b: Tensor) -> float:
@@ -358,11 +354,43 @@ def _gaussian_fit(x: Tensor) -> tuple[Tensor, Tensor]:
     return mean, centred.T @ centred / (x.shape[0] - 1)
 
 
+def weighted_gaussian_fits(unit_rows: Tensor, weights: Tensor, block_elements: int = 1 << 24) -> tuple[Tensor, Tensor]:
+    """Means [B, D] and unbiased covariances [B, D, D] of `unit_rows` [N, D] under each row of `weights` [B, N],
+    a multiplicity per row: a bootstrap resample drawn with replacement, without copying the rows it repeats.
+
+    The second moments of all B resamples come from one matrix product with the rows' outer products, built
+    `block_elements` at a time; float64 keeps the subtraction of the mean's outer product exact enough.
+    """
+    x = unit_rows.double()
+    weights = weights.double()
+    n, d = x.shape
+    total = weights.sum(dim=1)
+    mean = weights @ x / total[:, None]
+    second = torch.zeros(len(weights), d * d, dtype=torch.float64, device=x.device)
+    rows = max(1, block_elements // (d * d))
+    for start in range(0, n, rows):
+        block = x[start:start + rows]
+        second += weights[:, start:start + rows] @ (block.unsqueeze(-1) * block.unsqueeze(-2)).reshape(len(block), -1)
+    covariance = second.view(-1, d, d) - total[:, None, None] * mean.unsqueeze(-1) * mean.unsqueeze(-2)
+    return mean, covariance / (total - 1)[:, None, None]
+
+
 def _psd_eigvals(m: Tensor) -> tuple[Tensor, Tensor]:
-    """Eigen-decomposition of a symmetric PSD matrix with round-off eigenvalues (below rank tolerance) set to 0."""
-    w, v = torch.linalg.eigh((m + m.T) / 2)
-    tol = w.abs().max().clamp(min=torch.finfo(w.dtype).tiny) * m.shape[0] * torch.finfo(w.dtype).eps
+    """Eigen-decomposition of symmetric PSD matrices [..., D, D] with round-off eigenvalues (below rank
+    tolerance) set to 0."""
+    w, v = torch.linalg.eigh((m + m.mT) / 2)
+    tol = w.abs().amax(dim=-1, keepdim=True).clamp(min=torch.finfo(w.dtype).tiny) * m.shape[-1] * torch.finfo(w.dtype).eps
     return torch.where(w > tol, w, torch.zeros_like(w)), v
+
+
+def frechet_from_fits(mean_a: Tensor, cov_a: Tensor, mean_b: Tensor, cov_b: Tensor) -> Tensor:
+    """The Fréchet distance of Gaussian fits, batched over leading dimensions ([..., D] means, [..., D, D]
+    covariances); see `frechet_distance`."""
+    w_a, v_a = _psd_eigvals(cov_a)
+    sqrt_a = (v_a * w_a.sqrt().unsqueeze(-2)) @ v_a.mT
+    w_mid, _ = _psd_eigvals(sqrt_a @ cov_b @ sqrt_a)
+    trace = cov_a.diagonal(dim1=-2, dim2=-1).sum(-1) + cov_b.diagonal(dim1=-2, dim2=-1).sum(-1)
+    return ((mean_a - mean_b).square().sum(-1) + trace - 2 * w_mid.sqrt().sum(-1)).clamp(min=0.0)
 
 
 def frechet_distance(a: Tensor, b: Tensor) -> float:
@@ -376,13 +404,7 @@ def frechet_distance(a: Tensor, b: Tensor) -> float:
     _check_embeddings(a, "a", min_rows=2)
     _check_embeddings(b, "b", min_rows=2)
     _check_same_dim(a, b, "a and b")
-    mean_a, cov_a = _gaussian_fit(a)
-    mean_b, cov_b = _gaussian_fit(b.to(a.device))
-    w_a, v_a = _psd_eigvals(cov_a)
-    sqrt_a = (v_a * w_a.sqrt()) @ v_a.T
-    w_mid, _ = _psd_eigvals(sqrt_a @ cov_b @ sqrt_a)
-    fd = (mean_a - mean_b).square().sum() + cov_a.trace() + cov_b.trace() - 2 * w_mid.sqrt().sum()
-    return max(float(fd), 0.0)
+    return float(frechet_from_fits(*_gaussian_fit(a), *_gaussian_fit(b.to(a.device))))
 
 
 def linear_probe_accuracy(

@@ -12,10 +12,11 @@ from torch import Tensor
 
 from diffusion_bridge.metrics.alignment import (
     alignment_metrics,
-    centroid_distance,
     frechet_distance,
+    frechet_from_fits,
     normalize,
     retrieval_credits,
+    weighted_gaussian_fits,
 )
 from diffusion_bridge.serialization import Tensors
 from diffusion_bridge.space import centre
@@ -100,6 +101,9 @@ def reading(results: Mapping[str, Mapping[str, float]], baseline: str = "mean_sh
     return lines
 
 
+SET_STATISTIC_ELEMENTS = 1 << 24  # float64 elements of one call's covariances (128 MB): 4,096 64-d, 64 512-d
+
+
 def per_image_statistics(rep: Tensor, text: Tensor, index: Tensor, ks: Sequence[int]) -> dict[str, Statistic]:
     """Every alignment metric of one representation as something a paired bootstrap over images can resample.
 
@@ -120,13 +124,22 @@ def per_image_statistics(rep: Tensor, text: Tensor, index: Tensor, ks: Sequence[
         stats[f"i2t_R@{k}"] = PerImage.mean_of(credit)
     for k, credit in retrieval_credits(text, rep, pairs.flip(dims=(1,)), ks, ties="random").items():
         stats[f"t2i_R@{k}"] = PerImage(by_image(credit), counts)
-    rows = [torch.nonzero(index == i).squeeze(1) for i in range(n)]
+    # a resample's captions are its images' captions, each weighted by how often its image was drawn
+    unit_rep, unit_text = normalize(rep).double(), normalize(text).double()
 
-    def captions_of(images: Tensor) -> Tensor:
-        return text[torch.cat([rows[i] for i in images.tolist()])]
+    def centroid_gap(weights: Tensor) -> Tensor:
+        rep_mean = weights @ unit_rep / weights.sum(1, keepdim=True)
+        caption_weights = weights[:, index]
+        text_mean = caption_weights @ unit_text / caption_weights.sum(1, keepdim=True)
+        return torch.linalg.vector_norm(rep_mean - text_mean, dim=-1)
 
-    stats["centroid_distance"] = SetStatistic(lambda idx: centroid_distance(rep[idx], captions_of(idx)), n)
-    stats["frechet_distance"] = SetStatistic(lambda idx: frechet_distance(rep[idx], captions_of(idx)), n)
+    def frechet(weights: Tensor) -> Tensor:
+        return frechet_from_fits(*weighted_gaussian_fits(unit_rep, weights),
+                                 *weighted_gaussian_fits(unit_text, weights[:, index]))
+
+    batch = max(1, SET_STATISTIC_ELEMENTS // unit_text.shape[1] ** 2)  # resamples per call: [B, D, D] covariances
+    stats["centroid_distance"] = SetStatistic(centroid_gap, n, batch)
+    stats["frechet_distance"] = SetStatistic(frechet, n, batch)
     return stats
 
 

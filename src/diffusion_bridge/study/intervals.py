@@ -4,13 +4,14 @@ Both systems are scored on the same images, so each resample draws one set of im
 replacement) and recomputes both statistics on it; the interval is the 2.5–97.5 percentile range of
 the differences (95% by default). Most statistics are a mean of per-image values or a ratio of per-image
 sums (`PerImage`: e.g. attribute precision = correct mentions / mentions), so a resample is one indexed
-sum; the others (`SetStatistic`: centroid and Fréchet distances) are recomputed on each resampled set.
+sum; the others (`SetStatistic`: centroid and Fréchet distances) are computed from each resample's image
+multiplicities, a batch of resamples at a time.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -78,16 +79,25 @@ class PerImage:
 
 @dataclass(frozen=True)
 class SetStatistic:
-    """A statistic of a whole set of images that is not a sum over them: `of(indices [N]) -> float`."""
+    """A statistic of a whole set of images that is not a sum over them.
 
-    of: Callable[[Tensor], float]
+    `of(weights [B, N]) -> [B]` computes it for B resamples at once, where a resample's weight of an image is
+    how often it was drawn (the set itself: all ones), so no resampled copy of the data is ever built.
+    """
+
+    of: Callable[[Tensor], Tensor]
     n: int
+    batch: int = 100  # resamples per call (bounds the memory `of` needs)
 
     def value(self) -> float:
-        return self.of(torch.arange(self.n))
+        return float(self.of(torch.ones(1, self.n, dtype=torch.float64))[0])
 
     def resampled(self, indices: Tensor) -> Tensor:
-        return torch.tensor([self.of(row) for row in indices], dtype=torch.float64)
+        chunks = []
+        for rows in indices.split(self.batch):
+            weights = torch.zeros(len(rows), self.n, dtype=torch.float64)
+            chunks.append(self.of(weights.scatter_add_(1, rows, torch.ones_like(rows, dtype=torch.float64))))
+        return torch.cat(chunks).double()
 
 
 Statistic = PerImage | SetStatistic
@@ -125,15 +135,3 @@ def paired_difference(a: Statistic, b: Statistic, indices: Tensor, level: float 
     low, high = _percentiles(a.resampled(indices) - b.resampled(indices), level)
     return Interval(a.value() - b.value(), low, high)
 
-
-def verdict(difference: Interval, higher_is_better: bool = True) -> str:
-    """`better`, `worse` or `no clear difference`: whether the interval of a − b excludes zero, and on which side."""
-    if not difference.excludes_zero():
-        return "no clear difference"
-    return "better" if (difference.estimate > 0) == higher_is_better else "worse"
-
-
-def compare(systems: Mapping[str, Statistic], pairs: Mapping[str, tuple[str, str]], indices: Tensor,
-            level: float = 0.95) -> dict[str, dict[str, float]]:
-    """Paired differences for named pairs of systems, e.g. {"bridged vs mean_shift": ("bridged", "mean_shift")}."""
-    return {name: paired_difference(systems[a], systems[b], indices, level).to_dict() for name, (a, b) in pairs.items()}
