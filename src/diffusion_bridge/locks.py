@@ -61,16 +61,3 @@ def exclusive_lock(folder: str | Path, owner: str, wait_s: float = 0.0) -> Itera
     finally:
         handle.close()  # closing the file releases the lock
 
-
-def is_locked(folder: str | Path) -> bool:
-    """Whether some process holds `folder/.lock` right now."""
-    path = Path(folder) / LOCK_FILE
-    if not path.exists():
-        return False
-    with path.open("a+", encoding="utf-8") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return False
