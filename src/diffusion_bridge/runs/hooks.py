@@ -46,6 +46,12 @@ INCOMPLETE = ".incomplete"
 RAW = "01_raw"
 
 
+def version_path(dataset: AbstractVersionedDataset, version: str, project: Path) -> Path:
+    """Where `dataset` keeps `version`, absolute (a relative filepath is relative to the project)."""
+    path = Path(str(dataset._get_versioned_path(version)))
+    return path if path.is_absolute() else project / path
+
+
 def _stage_of_nodes() -> dict[str, str]:
     """Node name -> the registered stage pipeline it belongs to."""
     from kedro.framework.project import pipelines
@@ -65,8 +71,7 @@ class RunHooks:
 
     # ------------------------------------------------------------------ helpers
     def _path(self, dataset: AbstractVersionedDataset, version: str) -> Path:
-        path = Path(str(dataset._get_versioned_path(version)))
-        return path if path.is_absolute() else self._project / path
+        return version_path(dataset, version, self._project)
 
     def _relative(self, path: Path) -> str:
         """Paths inside the project are recorded relative to it, so a manifest still applies to a moved copy."""

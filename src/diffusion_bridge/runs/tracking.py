@@ -22,6 +22,8 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 from kedro.io import AbstractVersionedDataset
 
+from diffusion_bridge.runs.hooks import version_path
+
 log = logging.getLogger(__name__)
 
 # Saved datasets whose files become run artifacts: reports, figures and the metrics documents.
@@ -118,8 +120,7 @@ class TrackingHooks:
             return
         dataset = self._catalog.get(dataset_name)
         if isinstance(dataset, AbstractVersionedDataset):
-            path = Path(str(dataset._get_versioned_path(dataset.resolve_save_version())))
-            path = path if path.is_absolute() else self._project / path
+            path = version_path(dataset, dataset.resolve_save_version(), self._project)
             if path.is_file() and path.suffix in ARTIFACT_SUFFIXES and "08_reporting" in path.parts:
                 self._mlflow.log_artifact(str(path), artifact_path=dataset_name)
 
