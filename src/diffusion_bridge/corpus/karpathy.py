@@ -53,6 +53,7 @@ def parse_karpathy(document: dict[str, Any], path: Path, image_root: Path, name:
     caption_rows: list[tuple] = []
     seen_images: dict[int, int] = {}
     seen_sentences: dict[int, int] = {}
+    root = image_root.resolve()  # once: each image's path is resolved against it and must stay inside
     for index, record in enumerate(document["images"]):
         if not isinstance(record, dict):
             raise CorpusError(path, "an image record must be a JSON object", "fix the record", index=index)
@@ -85,7 +86,7 @@ def parse_karpathy(document: dict[str, Any], path: Path, image_root: Path, name:
                 split,
                 filepath,
                 filename,
-                _image_path(image_root, filepath, filename, path, index, imgid),
+                _image_path(root, filepath, filename, path, index, imgid),
                 json.dumps(scene, sort_keys=True) if scene is not None else "",
             )
         )
@@ -96,9 +97,9 @@ def parse_karpathy(document: dict[str, Any], path: Path, image_root: Path, name:
     return Corpus(name=name, annotation_file=path, image_root=image_root, images=images, captions=captions)
 
 
-def _image_path(image_root: Path, filepath: str, filename: str, path: Path, index: int, imgid: int) -> str:
-    """The image's resolved path, which must stay inside `image_root` (no `..`, no absolute names, no links out)."""
-    root = image_root.resolve()
+def _image_path(root: Path, filepath: str, filename: str, path: Path, index: int, imgid: int) -> str:
+    """The image's resolved path, which must stay inside `root`, the resolved image_root (no `..`, no absolute
+    names, no links out)."""
     resolved = (root / filepath / filename).resolve()
     if not resolved.is_relative_to(root) or resolved == root:
         raise CorpusError(
