@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from diffusion_bridge.decoder import ClipBpeVocabulary, generate
+from diffusion_bridge.errors import ConfigError
 
 VOCAB = ClipBpeVocabulary.fit(["a dog runs on the grass near two red cats and a blue bicycle."])
 
@@ -109,9 +110,9 @@ def test_model_generation_defaults_do_not_change_the_decoding(overfit, make_embe
 
 
 def test_bad_arguments_raise(overfit):
-    with pytest.raises(ValueError, match="method='sample'"):
+    with pytest.raises(ConfigError, match="method='sample'"):
         generate(overfit.model, overfit.vocab, overfit.embeddings, method="sample")
-    with pytest.raises(ValueError, match="exceeds the decoder's 64 positions"):
+    with pytest.raises(ConfigError, match="exceeds the decoder's 64 positions"):
         generate(overfit.model, overfit.vocab, overfit.embeddings, max_length=60)
-    with pytest.raises(ValueError, match="max_length=0"):
+    with pytest.raises(ConfigError, match="max_length=0"):
         generate(overfit.model, overfit.vocab, overfit.embeddings, max_length=0)

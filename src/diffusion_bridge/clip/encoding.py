@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from diffusion_bridge.clip.model import ClipModel
 from diffusion_bridge.corpus.images import DECODE_AT_CHECK, DECODE_ERRORS, open_rgb
-from diffusion_bridge.errors import ImageFilesError
+from diffusion_bridge.errors import ImageFilesError, InputError
 from diffusion_bridge.progress import progress_bar
 from diffusion_bridge.training.precision import Precision
 
@@ -79,7 +79,7 @@ def _embed(loader: DataLoader, encode, device: torch.device, precision: str, des
     if failures:
         raise ImageFilesError("unreadable", failures, "the images table", DECODE_AT_CHECK)
     if not chunks:
-        raise ValueError(f"{desc}: nothing to embed (empty input)")
+        raise InputError(f"{desc}: nothing to embed (empty input). Fix: check the split has images and captions")
     return torch.cat(chunks).cpu()
 
 

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from diffusion_bridge.clip.encoding import ImageFiles, collate_images
 from diffusion_bridge.clip.model import ClipModel
 from diffusion_bridge.corpus.images import DECODE_AT_CHECK
-from diffusion_bridge.errors import ImageFilesError
+from diffusion_bridge.errors import ImageFilesError, InputError
 from diffusion_bridge.progress import progress_bar
 from diffusion_bridge.training.optim import lr_scheduler, make_optimizer, param_groups
 
@@ -125,10 +125,12 @@ def _caption_groups(image_ids: Sequence[int], caption_image_ids: Sequence[int]) 
     position = {int(i): k for k, i in enumerate(image_ids)}
     owner = torch.tensor([position[int(i)] for i in caption_images.tolist()])
     if owner.numel() and bool((owner[1:] < owner[:-1]).any()):
-        raise ValueError("captions must be grouped by image, in the images table's order")
+        raise InputError("the captions table must list captions grouped by image, in the images table's order. "
+                         "Fix: rerun `prepare`, which writes both tables")
     count = torch.bincount(owner, minlength=len(position))
     if bool((count == 0).any()):
-        raise ValueError("every train image needs at least one caption")
+        raise InputError("every train image needs at least one caption. Fix: rerun `prepare`, which drops nothing "
+                         "silently, or give the image a caption in the annotation file")
     first = torch.cumsum(count, 0) - count
     return first, count.float()
 

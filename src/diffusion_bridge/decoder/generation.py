@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 from transformers import GenerationConfig
 
+from diffusion_bridge.errors import ConfigError
+
 from .model import PrefixCaptioner
 from .vocabulary import CaptionVocabulary
 
@@ -38,13 +40,13 @@ def generation_config(vocab: CaptionVocabulary, method: str, beam_size: int, max
 
 def _check(model: PrefixCaptioner, embeddings: torch.Tensor, method: str, beam_size: int, max_length: int) -> None:
     if method not in METHODS:
-        raise ValueError(f"method={method!r}: use 'greedy' or 'beam'.")
+        raise ConfigError(f"method={method!r}: use 'greedy' or 'beam'.")
     if method == "beam" and not 1 <= beam_size <= model.vocab_size:
-        raise ValueError(f"beam_size={beam_size} must be between 1 and the vocabulary size {model.vocab_size}.")
+        raise ConfigError(f"beam_size={beam_size} must be between 1 and the vocabulary size {model.vocab_size}.")
     if max_length < 1:
-        raise ValueError(f"max_length={max_length} must be at least 1 token.")
+        raise ConfigError(f"max_length={max_length} must be at least 1 token.")
     if model.prefix_length + max_length > model.max_positions:
-        raise ValueError(
+        raise ConfigError(
             f"max_length={max_length} plus the {model.prefix_length}-token prefix exceeds the decoder's "
             f"{model.max_positions} positions; lower max_length."
         )

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from diffusion_bridge.errors import ConfigError
 from diffusion_bridge.space import REFERENCE_RADIUS
 from diffusion_bridge.training.checkpoint import refused_pickle
 
@@ -48,7 +49,7 @@ def _strip(state: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
 
 def _diffusion_state(ckpt: dict, weights: str, source: str) -> dict[str, Tensor]:
     if weights not in ("model", "ema"):
-        raise ValueError(f"weights must be 'model' or 'ema', got {weights!r}")
+        raise ConfigError(f"weights must be 'model' or 'ema', got {weights!r}")
     if not isinstance(ckpt, dict) or weights not in ckpt:
         keys = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
         raise CheckpointError(

@@ -22,6 +22,7 @@ from diffusion_bridge.decoder.model import PrefixCaptioner
 from diffusion_bridge.decoder.training import DecoderTrainConfig, train_decoder
 from diffusion_bridge.decoder.vocabulary import ClipBpeVocabulary, GPT2Vocabulary
 from diffusion_bridge.devices import resolve_device
+from diffusion_bridge.errors import ConfigError
 from diffusion_bridge.metrics.attributes import attribute_accuracy, per_image_counts
 from diffusion_bridge.metrics.captioning import (
     caption_metrics,
@@ -48,7 +49,7 @@ def new_decoder(backbone: Mapping[str, Any], embed_dim: int, train_captions: Seq
         model = PrefixCaptioner.from_pretrained_gpt2(backbone["name_or_path"], embed_dim, backbone["prefix_length"])
         return model, vocab
     if backbone["source"] != "scratch":
-        raise ValueError(f"caption.backbone.source={backbone['source']!r}: use scratch or pretrained")
+        raise ConfigError(f"caption.backbone.source={backbone['source']!r}: use scratch or pretrained")
     vocab = ClipBpeVocabulary.fit(list(train_captions))
     model = PrefixCaptioner.from_scratch(
         embed_dim, vocab.vocab_size, backbone["n_layer"], backbone["n_head"], backbone["n_embd"],
