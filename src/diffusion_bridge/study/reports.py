@@ -113,7 +113,12 @@ def _row(name: str, values: Mapping[str, float], columns: Sequence[str]) -> str:
 
 
 ATTRIBUTE_COLUMNS = ("kind_precision", "colour_precision", "count_precision", "position_precision", "hallucination_rate")
-CEILING_ROW = "another_caption"
+
+
+def _ceiling_row(report: Mapping[str, Any]) -> str:
+    """The evaluation that decodes the ceiling representation (its name is the parameters' choice)."""
+    rows = [name for name, spec in report.get("evaluations", {}).items() if spec.get("representation") == CEILING]
+    return rows[0] if rows else CEILING
 
 
 def caption_markdown(report: Mapping[str, Any]) -> str:
@@ -122,7 +127,8 @@ def caption_markdown(report: Mapping[str, Any]) -> str:
     columns = [c for c in MAIN_METRICS if any(c in v for v in report["metrics"].values())]
     header = "| " + " | ".join(["captions from", *columns]) + " |\n|" + "---|" * (len(columns) + 1)
     attributes = report.get("attributes", {})
-    ceiling = report["metrics"].get(CEILING_ROW)
+    ceiling_row = _ceiling_row(report)
+    ceiling = report["metrics"].get(ceiling_row)
     sweep_columns = columns + (["kind_precision"] if attributes else [])
     sweep_header = "| " + " | ".join(["t0", *sweep_columns]) + " |\n|" + "---|" * (len(sweep_columns) + 1)
 
@@ -136,7 +142,7 @@ def caption_markdown(report: Mapping[str, Any]) -> str:
         f"Corpus `{report['corpus']}`, {report['images']} test images; decoders trained on text embeddings only. "
         "Each row names the representation fed to the decoder and the decoder's training inputs. Every row is "
         "scored against the image's captions except one, which is held out: its own embedding is the "
-        f"`{CEILING_ROW}` row, the text ceiling.",
+        f"`{ceiling_row}` row, the text ceiling.",
         "",
         "## Table 2 — representations",
         "",
@@ -148,13 +154,13 @@ def caption_markdown(report: Mapping[str, Any]) -> str:
         "",
         sweep_header,
         *[sweep_row(f"t0 = {e['t0']}", e["metrics"], attributes.get(f"t0={e['t0']}")) for e in report["sweep"]],
-        *([sweep_row(f"{CEILING_ROW} (ceiling)", ceiling, attributes.get(CEILING_ROW))] if ceiling else []),
+        *([sweep_row(f"{ceiling_row} (ceiling)", ceiling, attributes.get(ceiling_row))] if ceiling else []),
         "",
         "## Table 5 — decoder training inputs (bridged test images)",
         "",
         header.replace("captions from", "decoder trained on"),
         *[_row(decoder, report["metrics"][name], columns) for decoder, name in report["table5"].items()],
-        *([_row(f"{CEILING_ROW} (ceiling)", ceiling, columns)] if ceiling else []),
+        *([_row(f"{ceiling_row} (ceiling)", ceiling, columns)] if ceiling else []),
     ]
     if attributes:
         lines += [
