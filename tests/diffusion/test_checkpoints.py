@@ -40,6 +40,12 @@ def test_round_trip_of_raw_and_ema_weights(tmp_path):
     assert load_training_state(directory)["history"] == state["history"]  # loads with weights_only=True
     assert read_checkpoint_config(directory)["data"] == {"fingerprint": "abc"}
 
+    state_file = directory / "training_state.pt"
+    state_file.write_bytes(state_file.read_bytes()[:100])  # a save cut short, or a disk error
+    with pytest.raises(CheckpointError, match=r"training_state\.pt cannot be read.*delete the checkpoint folder") as error:
+        load_training_state(directory)
+    assert "weights_only=False" not in str(error.value)
+
 
 def test_saving_again_replaces_atomically_and_leaves_no_temporaries(tmp_path):
     save_checkpoint(tmp_path / "ckpt", small_model(0))

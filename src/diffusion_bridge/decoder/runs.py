@@ -165,10 +165,7 @@ def load_epoch(folder: Path, fingerprint: Mapping[str, Any], model: PrefixCaptio
             f"{found} holds a checkpoint of a different run (it differs in: {', '.join(differ)}). "
             f"Point train_decoder at another workdir, or delete {folder} to start over."
         )
-    try:
-        state = read_training_state(found, map_location="cpu")
-    except Exception as error:  # torch.load reports damage as RuntimeError, UnpicklingError, EOFError, ...
-        raise CheckpointError(f"{found / STATE_FILE} cannot be read ({error}). {fix}") from error
+    state = read_training_state(found, map_location="cpu")  # CheckpointError naming the file when damaged
     if not isinstance(state, dict) or state.get("format") != RUN_FORMAT:
         found_format = state.get("format") if isinstance(state, dict) else None
         raise CheckpointError(f"{found / STATE_FILE} has format {found_format!r}, expected {RUN_FORMAT!r}. {fix}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -62,8 +63,20 @@ def refused_pickle(source: str | Path) -> CheckpointError:
 
 
 def read_training_state(directory: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """The `training_state.pt` of a checkpoint folder, loaded with weights_only=True."""
-    return torch.load(Path(directory) / STATE_FILE, map_location=map_location, weights_only=True)
+    """The `training_state.pt` of a checkpoint folder, loaded with weights_only=True.
+
+    A file that does not load that way (damaged, truncated, or holding objects besides tensors) raises
+    `CheckpointError` naming it; torch's own message is left out, since it advises `weights_only=False`.
+    """
+    path = Path(directory) / STATE_FILE
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        raise CheckpointError(
+            f"{path} cannot be read as a training state of tensors and plain values ({type(error).__name__}; it was "
+            f"not unpickled in full). Fix: delete the checkpoint folder {Path(directory)} to start that run over, or "
+            "give the run another workdir"
+        ) from None
 
 
 def capture_rng(generators: Mapping[str, torch.Generator], device: torch.device) -> dict[str, torch.Tensor]:
