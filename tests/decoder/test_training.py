@@ -6,7 +6,13 @@ import pytest
 import torch
 from transformers import get_linear_schedule_with_warmup
 
-from diffusion_bridge.decoder import ClipBpeVocabulary, DecoderTrainConfig, caption_tokens, train_decoder
+from diffusion_bridge.decoder import (
+    ClipBpeVocabulary,
+    DecoderTrainConfig,
+    TokenisedCaptions,
+    caption_tokens,
+    train_decoder,
+)
 from diffusion_bridge.errors import ConfigError, InputError
 
 CAPTIONS = ["a dog runs.", "two red cats sleep on a sofa.", "a man rides a bike down the street."]
@@ -97,3 +103,32 @@ def test_bad_inputs_are_named(make_model, make_embeddings):
         DecoderTrainConfig(precision="fp8")
     with pytest.raises(ConfigError, match="batch_size=0"):
         DecoderTrainConfig(batch_size=0)
+
+
+def test_pretokenised_captions_train_exactly_as_their_text(make_model, make_embeddings):
+    """What lets the three decoders share one tokenisation: same captions, same run, bit for bit."""
+    vocab = ClipBpeVocabulary.fit(CAPTIONS)
+    x = make_embeddings(3)
+    states = []
+    for captions in (CAPTIONS, caption_tokens(vocab, CAPTIONS)):
+        model = make_model(vocab.vocab_size, seed=0)
+        result = train_decoder(model, vocab, x, captions, QUICK, progress=False)
+        states.append((result.history, _state(model)))
+    (history_text, text), (history_tokens, tokens) = states
+    assert [h["train_loss"] for h in history_text] == [h["train_loss"] for h in history_tokens]
+    assert all(torch.equal(text[k], tokens[k]) for k in text)
+
+
+def test_pretokenised_captions_that_do_not_fit_are_named(make_model, make_embeddings):
+    vocab = ClipBpeVocabulary.fit(CAPTIONS)
+    model = make_model(vocab.vocab_size)
+    tokens, lengths = caption_tokens(vocab, CAPTIONS)
+    with pytest.raises(InputError, match="3 training embeddings but 2 captions"):
+        train_decoder(model, vocab, make_embeddings(3), TokenisedCaptions(tokens[:2], lengths[:2]), QUICK, progress=False)
+    other = ClipBpeVocabulary.fit(CAPTIONS + ["zebras graze near the water."])
+    foreign = caption_tokens(other, ["zebras graze near the water."] * 3)
+    with pytest.raises(InputError, match="outside the .*-token vocabulary"):
+        train_decoder(model, vocab, make_embeddings(3), foreign, QUICK, progress=False)
+    short = DecoderTrainConfig(**{**QUICK.__dict__, "max_tokens": 4})
+    with pytest.raises(InputError, match="max_tokens=4"):
+        train_decoder(model, vocab, make_embeddings(3), TokenisedCaptions(tokens, lengths), short, progress=False)

@@ -93,3 +93,24 @@ def test_devices_resolve_auto_and_refuse_nonsense():
     assert resolve_device("cpu") == torch.device("cpu")
     with pytest.raises(RuntimeError):
         resolve_device("warp-drive")
+
+
+def test_train_captions_are_tokenised_once_and_each_decoder_gets_its_own_rows():
+    """One vocabulary and tokenisation for every decoder; a decoder's rows follow its inputs' sentid order."""
+    from diffusion_bridge.decoder import caption_tokens
+    from diffusion_bridge.errors import InputError
+    from diffusion_bridge.study.captioning import rows_for, tokenise_train_captions
+
+    table = pd.DataFrame({"sentid": [10, 11, 12, 13, 14], "split": ["train", "train", "val", "train", "train"],
+                          "caption": [*CAPTIONS[:2], "a black hexagon.", *CAPTIONS[2:]]})
+    vocab, tokenised = tokenise_train_captions(table, {"source": "scratch"}, max_tokens=None)
+    assert tokenised["sentid"].tolist() == [10, 11, 13, 14]  # val captions neither tokenised nor in the vocabulary
+    assert "hexagon</w>" not in vocab.tokens and vocab.tokens == ClipBpeVocabulary.fit(CAPTIONS).tokens
+    order = torch.tensor([14, 10, 14, 11])  # an input set's own order, a caption used twice
+    rows = rows_for(tokenised, order)
+    expected = caption_tokens(vocab, [CAPTIONS[3], CAPTIONS[0], CAPTIONS[3], CAPTIONS[1]])
+    assert rows.lengths.tolist() == expected.lengths.tolist()
+    for row, length in enumerate(expected.lengths.tolist()):
+        assert rows.tokens[row, :length].tolist() == expected.tokens[row, :length].tolist()
+    with pytest.raises(InputError, match=r"sentids \[12\].*rerun `prepare`"):
+        rows_for(tokenised, torch.tensor([10, 12]))

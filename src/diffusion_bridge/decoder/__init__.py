@@ -7,6 +7,7 @@ from .model import PrefixCaptioner
 from .training import (
     DecoderTrainConfig,
     DecoderTrainResult,
+    TokenisedCaptions,
     caption_tokens,
     train_decoder,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "DecoderTrainResult",
     "GPT2Vocabulary",
     "PrefixCaptioner",
+    "TokenisedCaptions",
     "caption_tokens",
     "generate",
     "load_decoder",

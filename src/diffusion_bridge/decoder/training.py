@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -79,9 +79,16 @@ class DecoderTrainResult:
     run_dir: str | None = None  # the run's folder under the workdir, when checkpointed
 
 
+class TokenisedCaptions(NamedTuple):
+    """Captions encoded once, end token appended, right-padded: what several decoders of one vocabulary share."""
+
+    tokens: torch.Tensor  # [N, L] token ids, `pad_id` after each caption's end
+    lengths: torch.Tensor  # [N] tokens per caption, its end token included
+
+
 def caption_tokens(vocab: CaptionVocabulary, captions: Sequence[str],
-                   max_tokens: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every caption encoded once, end token appended, right-padded: (tokens [N, L], lengths [N])."""
+                   max_tokens: int | None = None) -> TokenisedCaptions:
+    """Every caption encoded once, end token appended, right-padded (at most `max_tokens` each)."""
     encoded = [ids + [vocab.eos_id] for ids in vocab.encode(list(captions))]
     if max_tokens is not None:
         encoded = [ids if len(ids) <= max_tokens else ids[: max_tokens - 1] + [vocab.eos_id] for ids in encoded]
@@ -89,16 +96,21 @@ def caption_tokens(vocab: CaptionVocabulary, captions: Sequence[str],
     tokens = torch.full((len(encoded), int(lengths.max())), vocab.pad_id, dtype=torch.long)
     for row, ids in enumerate(encoded):
         tokens[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-    return tokens, lengths
+    return TokenisedCaptions(tokens, lengths)
 
 
 def _check_inputs(model: PrefixCaptioner, vocab: CaptionVocabulary, embeddings: torch.Tensor,
-                  captions: Sequence[str]) -> None:
+                  captions: TokenisedCaptions, max_tokens: int | None) -> None:
     model.check_embeddings(embeddings, "training embeddings")
-    if len(captions) != embeddings.shape[0]:
+    if captions.tokens.shape[0] != embeddings.shape[0] or captions.lengths.shape != captions.tokens.shape[:1]:
         raise InputError(
-            f"{embeddings.shape[0]} training embeddings but {len(captions)} captions; "
-            "pass one caption per embedding row, in the same order."
+            f"{embeddings.shape[0]} training embeddings but {captions.tokens.shape[0]} captions "
+            f"({captions.lengths.shape[0]} lengths); pass one caption per embedding row, in the same order."
+        )
+    if max_tokens is not None and captions.tokens.shape[1] > max_tokens:
+        raise InputError(
+            f"captions were tokenised to {captions.tokens.shape[1]} tokens but max_tokens={max_tokens}; "
+            "tokenise them with the same max_tokens (caption_tokens) or pass the caption strings."
         )
     if not torch.isfinite(embeddings).all():
         raise InputError("training embeddings contain NaN or inf; recompute them before training.")
@@ -107,6 +119,11 @@ def _check_inputs(model: PrefixCaptioner, vocab: CaptionVocabulary, embeddings: 
             f"vocabulary has {vocab.vocab_size} tokens but the decoder's softmax has {model.vocab_size}; "
             "build the decoder with vocab_size=vocab.vocab_size."
         )
+    if captions.tokens.numel() and int(captions.tokens.max()) >= vocab.vocab_size:
+        raise InputError(
+            f"token id {int(captions.tokens.max())} is outside the {vocab.vocab_size}-token vocabulary: the captions "
+            "were tokenised with another vocabulary; tokenise them with this decoder's."
+        )
 
 
 def _cpu_copy(model: PrefixCaptioner) -> dict[str, torch.Tensor]:
@@ -114,15 +131,16 @@ def _cpu_copy(model: PrefixCaptioner) -> dict[str, torch.Tensor]:
 
 
 def train_decoder(model: PrefixCaptioner, vocab: CaptionVocabulary, embeddings: torch.Tensor,
-                  captions: Sequence[str], config: DecoderTrainConfig,
+                  captions: Sequence[str] | TokenisedCaptions, config: DecoderTrainConfig,
                   validate: Callable[[PrefixCaptioner], float] | None = None,
                   progress: bool = True, *, workdir: str | Path | None = None, validation_key: Any = None,
                   stop_after_epochs: int | None = None) -> DecoderTrainResult:
     """Train on (embedding, caption) pairs; keep the weights with the best `validate` score (higher wins).
 
-    `embeddings` [N, D] are already unit vectors in the decoder's input space. With `noise_std` > 0,
-    Gaussian noise is added and the result re-normalised (CapDec). The model is left holding the chosen
-    weights, in eval mode. Runs on whatever device the model is on; seeded, and deterministic on CPU.
+    `embeddings` [N, D] are already unit vectors in the decoder's input space; `captions` are their N captions,
+    as text or already tokenised with `vocab` (decoders trained on one caption set share one tokenisation).
+    With `noise_std` > 0, Gaussian noise is added and the result re-normalised (CapDec). The model is left
+    holding the chosen weights, in eval mode. Runs on whatever device the model is on; seeded, and deterministic on CPU.
 
     With `workdir`, the run checkpoints into `workdir/<fingerprint>/` after every epoch and a rerun resumes
     from the last complete epoch, ending bit-identical to an uninterrupted run (a finished run is returned
@@ -130,9 +148,11 @@ def train_decoder(model: PrefixCaptioner, vocab: CaptionVocabulary, embeddings: 
     fingerprint, since `validate` itself cannot be compared. `stop_after_epochs` ends the run after that
     many epochs, as an interruption would (the result then has `complete=False`).
     """
-    _check_inputs(model, vocab, embeddings, captions)
+    if not isinstance(captions, TokenisedCaptions):
+        captions = caption_tokens(vocab, captions, config.max_tokens)
+    _check_inputs(model, vocab, embeddings, captions, config.max_tokens)
     device = next(model.parameters()).device
-    tokens, lengths = caption_tokens(vocab, captions, config.max_tokens)
+    tokens, lengths = captions
     if model.prefix_length + tokens.shape[1] > model.max_positions:
         raise InputError(
             f"captions of up to {tokens.shape[1]} tokens plus a {model.prefix_length}-token prefix exceed the "

@@ -19,10 +19,15 @@ from torch import Tensor
 from diffusion_bridge.decoder.checkpoints import CaptionDecoder
 from diffusion_bridge.decoder.generation import generate
 from diffusion_bridge.decoder.model import PrefixCaptioner
-from diffusion_bridge.decoder.training import DecoderTrainConfig, train_decoder
-from diffusion_bridge.decoder.vocabulary import ClipBpeVocabulary, GPT2Vocabulary
+from diffusion_bridge.decoder.training import (
+    DecoderTrainConfig,
+    TokenisedCaptions,
+    caption_tokens,
+    train_decoder,
+)
+from diffusion_bridge.decoder.vocabulary import CaptionVocabulary, ClipBpeVocabulary, GPT2Vocabulary
 from diffusion_bridge.devices import resolve_device
-from diffusion_bridge.errors import ConfigError
+from diffusion_bridge.errors import ConfigError, InputError
 from diffusion_bridge.metrics.attributes import attribute_accuracy, per_image_counts
 from diffusion_bridge.metrics.captioning import (
     caption_metrics,
@@ -31,6 +36,7 @@ from diffusion_bridge.metrics.captioning import (
     references_from_labels,
     to_coco_results,
 )
+from diffusion_bridge.serialization import Tensors
 from diffusion_bridge.study.claims import Claim, judge
 from diffusion_bridge.study.intervals import RESAMPLES, PerImage, resample_indices
 from diffusion_bridge.study.representations import Representations
@@ -41,21 +47,47 @@ log = logging.getLogger(__name__)
 MAIN_METRICS = ("Bleu_1", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr", "SPICE")
 
 
-def new_decoder(backbone: Mapping[str, Any], embed_dim: int, train_captions: Sequence[str]):
-    """A fresh decoder: GPT-2 from `name_or_path` (the paper) or a small GPT-2 from scratch whose
-    vocabulary is open_clip's BPE compacted to the training captions (the offline default)."""
+def new_vocabulary(backbone: Mapping[str, Any], train_captions: Sequence[str]) -> CaptionVocabulary:
+    """GPT-2's own tokenizer (the paper) or open_clip's BPE compacted to the training captions (the offline
+    default: a small softmax, no download)."""
     if backbone["source"] == "pretrained":
-        vocab = GPT2Vocabulary.from_pretrained(backbone["name_or_path"])
-        model = PrefixCaptioner.from_pretrained_gpt2(backbone["name_or_path"], embed_dim, backbone["prefix_length"])
-        return model, vocab
+        return GPT2Vocabulary.from_pretrained(backbone["name_or_path"])
     if backbone["source"] != "scratch":
         raise ConfigError(f"caption.backbone.source={backbone['source']!r}: use scratch or pretrained")
-    vocab = ClipBpeVocabulary.fit(list(train_captions))
-    model = PrefixCaptioner.from_scratch(
+    return ClipBpeVocabulary.fit(list(train_captions))
+
+
+def new_decoder(backbone: Mapping[str, Any], embed_dim: int, vocab: CaptionVocabulary) -> PrefixCaptioner:
+    """A fresh decoder for `vocab`: GPT-2 from `name_or_path` (the paper) or a small GPT-2 from scratch."""
+    if backbone["source"] == "pretrained":
+        return PrefixCaptioner.from_pretrained_gpt2(backbone["name_or_path"], embed_dim, backbone["prefix_length"])
+    return PrefixCaptioner.from_scratch(
         embed_dim, vocab.vocab_size, backbone["n_layer"], backbone["n_head"], backbone["n_embd"],
         backbone["n_positions"], backbone["prefix_length"], eos_id=vocab.eos_id,
     )
-    return model, vocab
+
+
+def tokenise_train_captions(captions: pd.DataFrame, backbone: Mapping[str, Any],
+                            max_tokens: int | None) -> tuple[CaptionVocabulary, Tensors]:
+    """The decoders' vocabulary and every train caption tokenised with it, once for all decoders:
+    {"sentid" [N], "tokens" [N, L], "lengths" [N]} in the captions table's order."""
+    train = captions.loc[captions["split"] == "train"]
+    text = train["caption"].tolist()
+    vocab = new_vocabulary(backbone, text)
+    encoded = caption_tokens(vocab, text, max_tokens)
+    sentids = torch.as_tensor(train["sentid"].to_numpy(copy=True), dtype=torch.long)
+    return vocab, {"sentid": sentids, "tokens": encoded.tokens, "lengths": encoded.lengths}
+
+
+def rows_for(tokenised: Tensors, sentids: Tensor) -> TokenisedCaptions:
+    """The tokenised captions of `sentids`, in that order (one per decoder input row)."""
+    position = {int(s): k for k, s in enumerate(tokenised["sentid"].tolist())}
+    missing = [int(s) for s in sentids.tolist() if int(s) not in position]
+    if missing:
+        raise InputError(f"{len(missing)} training inputs have no tokenised train caption (sentids {missing[:5]}); "
+                         "the embeddings and the captions table come from different runs. Fix: rerun `prepare`.")
+    rows = torch.tensor([position[int(s)] for s in sentids.tolist()], dtype=torch.long)
+    return TokenisedCaptions(tokenised["tokens"][rows], tokenised["lengths"][rows])
 
 
 def selection_score(metric: str, references: Mapping[int, Sequence[str]], candidates: Mapping[int, str]) -> float:
@@ -75,7 +107,7 @@ def selection_score(metric: str, references: Mapping[int, Sequence[str]], candid
 
 def fit_decoder(
     inputs: Tensor,
-    captions: Sequence[str],
+    captions: Sequence[str] | TokenisedCaptions,
     val_inputs: Tensor,
     val_ids: Sequence[int],
     val_references: Mapping[int, Sequence[str]],
@@ -86,13 +118,19 @@ def fit_decoder(
     device: torch.device,
     progress: bool = True,
     workdir: str | Path | None = None,
+    vocab: CaptionVocabulary | None = None,
 ) -> CaptionDecoder:
     """Train on (text-side input, caption) pairs only; keep the epoch whose captions of the validation
     representation score best. With `workdir` (the caption stage: `data/06_models/decoder_runs/<name>`) the
-    run checkpoints every epoch and a rerun resumes where an interrupted one stopped."""
+    run checkpoints every epoch and a rerun resumes where an interrupted one stopped. `captions` already
+    tokenised come with their `vocab`; caption strings get a vocabulary fitted to them."""
+    if vocab is None:
+        if isinstance(captions, TokenisedCaptions):
+            raise ConfigError("tokenised captions need the vocabulary they were tokenised with: pass vocab")
+        vocab = new_vocabulary(backbone, captions)
     with torch.random.fork_rng():  # initial weights from the run's seed, not from global state
         torch.manual_seed(int(training.get("seed", 0)))
-        model, vocab = new_decoder(backbone, int(inputs.shape[1]), captions)
+        model = new_decoder(backbone, int(inputs.shape[1]), vocab)
     model = model.to(device)
     ids = [int(i) for i in val_ids]
 
@@ -107,32 +145,33 @@ def fit_decoder(
         validation = {"metric": selection_metric, "max_length": generation["max_length"],
                       "inputs": tensor_digest(val_inputs, torch.tensor(ids)),
                       "references": hashlib.sha256(references).hexdigest()}
-    result = train_decoder(model, vocab, inputs.to(device), list(captions), config, validate, progress,
+    pairs = captions if isinstance(captions, TokenisedCaptions) else list(captions)
+    result = train_decoder(model, vocab, inputs.to(device), pairs, config, validate, progress,
                            workdir=workdir, validation_key=validation)
     extra = {
         "training": result.config,
         "best_epoch": result.best_epoch,
         "selection": {"metric": selection_metric, "score": result.best_score},
         "history": result.history,
-        "train_pairs": len(captions),
+        "train_pairs": int(inputs.shape[0]),
         "backbone": dict(backbone),
     }
     log.info("Decoder: best epoch %d, validation %s = %.3f", result.best_epoch, selection_metric, result.best_score or math.nan)
     return CaptionDecoder(model.cpu(), vocab, extra)
 
 
-def fit_named_decoder(name: str, inputs: Tensor, sentids: Tensor, captions: pd.DataFrame, val: Representations,
-                      labels_val: Mapping[str, Any], params: Mapping[str, Any]) -> CaptionDecoder:
-    """The decoder `params["decoders"][name]` describes, trained on `inputs` (one row per caption of `sentids`),
-    its checkpoint chosen on the validation images' `val_representation`."""
+def fit_named_decoder(name: str, inputs: Tensor, sentids: Tensor, vocab: CaptionVocabulary, tokenised: Tensors,
+                      val: Representations, labels_val: Mapping[str, Any], params: Mapping[str, Any]) -> CaptionDecoder:
+    """The decoder `params["decoders"][name]` describes, trained on `inputs` (one row per caption of `sentids`,
+    taken from the shared `tokenised` train captions), its checkpoint chosen on the validation images'
+    `val_representation`."""
     spec = params["decoders"][name]
-    text = captions.set_index("sentid")["caption"].loc[sentids.tolist()].tolist()
     decoder = fit_decoder(
-        inputs, text, val.get(spec["val_representation"]), val.imgid.tolist(),
+        inputs, rows_for(tokenised, sentids), val.get(spec["val_representation"]), val.imgid.tolist(),
         references_from_labels(labels_val, "labels_val"), params["backbone"],
         dict(params["training"]) | {"noise_std": spec["noise_std"]}, params["generation"],
         params["selection_metric"], resolve_device(params["device"]), params["progress"],
-        workdir=Path(params["workdir"]) / name,
+        workdir=Path(params["workdir"]) / name, vocab=vocab,
     )
     decoder.extra |= {"decoder": name, "inputs": spec["description"], "val_representation": spec["val_representation"]}
     return decoder

@@ -8,6 +8,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from diffusion_bridge.decoder.checkpoints import CaptionDecoder
+from diffusion_bridge.decoder.vocabulary import vocabulary_from_json
 from diffusion_bridge.devices import resolve_device
 from diffusion_bridge.metrics.captioning import caption_metrics_status, references_from_labels
 from diffusion_bridge.serialization import Tensors
@@ -17,6 +18,7 @@ from diffusion_bridge.study.captioning import (
     fit_named_decoder,
     scenes_by_image,
     score_results,
+    tokenise_train_captions,
 )
 from diffusion_bridge.study.claims import claims_from_params
 from diffusion_bridge.study.plots import caption_contact_sheet
@@ -24,25 +26,33 @@ from diffusion_bridge.study.reports import caption_markdown, caption_summary
 from diffusion_bridge.study.representations import Representations, held_out_captions
 
 
-def train_text_decoder(text_train: Tensors, captions: pd.DataFrame, means: Tensors, val: Representations,
-                       labels_val: dict[str, Any], params: dict[str, Any]) -> CaptionDecoder:
+def tokenise_decoder_captions(captions: pd.DataFrame, params: dict[str, Any]) -> tuple[dict[str, Any], Tensors]:
+    """The decoders' vocabulary and the train captions tokenised with it, once for the three decoders."""
+    vocab, tokenised = tokenise_train_captions(captions, params["backbone"], params["training"]["max_tokens"])
+    return vocab.to_json(), tokenised
+
+
+def train_text_decoder(text_train: Tensors, vocabulary: dict[str, Any], tokenised: Tensors, means: Tensors,
+                       val: Representations, labels_val: dict[str, Any], params: dict[str, Any]) -> CaptionDecoder:
     """Decoder on clean text embeddings, centre(t, text_mean) (the reference's inputs)."""
     inputs = centre(text_train["embeddings"], means["text_mean"])
-    return fit_named_decoder("text", inputs, text_train["sentid"], captions, val, labels_val, params)
+    return fit_named_decoder("text", inputs, text_train["sentid"], vocabulary_from_json(vocabulary), tokenised, val,
+                             labels_val, params)
 
 
-def train_noise_decoder(text_train: Tensors, captions: pd.DataFrame, means: Tensors, val: Representations,
-                        labels_val: dict[str, Any], params: dict[str, Any]) -> CaptionDecoder:
+def train_noise_decoder(text_train: Tensors, vocabulary: dict[str, Any], tokenised: Tensors, means: Tensors,
+                        val: Representations, labels_val: dict[str, Any], params: dict[str, Any]) -> CaptionDecoder:
     """Decoder on noise-injected text embeddings (CapDec's σ² = 0.016; with the mean shift this is C3)."""
     inputs = centre(text_train["embeddings"], means["text_mean"])
-    return fit_named_decoder("noise", inputs, text_train["sentid"], captions, val, labels_val, params)
-
-
-def train_augmented_decoder(augmented_train: Tensors, captions: pd.DataFrame, val: Representations,
-                            labels_val: dict[str, Any], params: dict[str, Any]) -> CaptionDecoder:
-    """Decoder on diffusion-augmented text embeddings (noised to the augment t0 and denoised: the bridge stage)."""
-    return fit_named_decoder("augmented", augmented_train["embeddings"], augmented_train["sentid"], captions, val,
+    return fit_named_decoder("noise", inputs, text_train["sentid"], vocabulary_from_json(vocabulary), tokenised, val,
                              labels_val, params)
+
+
+def train_augmented_decoder(augmented_train: Tensors, vocabulary: dict[str, Any], tokenised: Tensors,
+                            val: Representations, labels_val: dict[str, Any], params: dict[str, Any]) -> CaptionDecoder:
+    """Decoder on diffusion-augmented text embeddings (noised to the augment t0 and denoised: the bridge stage)."""
+    return fit_named_decoder("augmented", augmented_train["embeddings"], augmented_train["sentid"],
+                             vocabulary_from_json(vocabulary), tokenised, val, labels_val, params)
 
 
 def caption_test_images(reps: Representations, decoder_text: CaptionDecoder, decoder_noise: CaptionDecoder,

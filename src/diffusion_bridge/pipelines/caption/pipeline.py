@@ -4,23 +4,21 @@ from kedro.pipeline import Node, Pipeline
 
 from diffusion_bridge.pipelines.caption import nodes
 
-_VAL = ["captions_table", "modality_means", "validation_representations", "labels_val", "params:caption"]
+_TEXT = ["decoder_vocabulary", "decoder_train_tokens"]
+_VAL = ["validation_representations", "labels_val", "params:caption"]
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
-            Node(nodes.train_text_decoder, inputs=["text_embeddings_train", *_VAL], outputs="caption_decoder_text",
-                 name="train_text_decoder"),
-            Node(nodes.train_noise_decoder, inputs=["text_embeddings_train", *_VAL], outputs="caption_decoder_noise",
-                 name="train_noise_decoder"),
-            Node(
-                nodes.train_augmented_decoder,
-                inputs=["augmented_text_embeddings_train", "captions_table", "validation_representations", "labels_val",
-                        "params:caption"],
-                outputs="caption_decoder_augmented",
-                name="train_augmented_decoder",
-            ),
+            Node(nodes.tokenise_decoder_captions, inputs=["captions_table", "params:caption"], outputs=_TEXT,
+                 name="tokenise_decoder_captions"),
+            Node(nodes.train_text_decoder, inputs=["text_embeddings_train", *_TEXT, "modality_means", *_VAL],
+                 outputs="caption_decoder_text", name="train_text_decoder"),
+            Node(nodes.train_noise_decoder, inputs=["text_embeddings_train", *_TEXT, "modality_means", *_VAL],
+                 outputs="caption_decoder_noise", name="train_noise_decoder"),
+            Node(nodes.train_augmented_decoder, inputs=["augmented_text_embeddings_train", *_TEXT, *_VAL],
+                 outputs="caption_decoder_augmented", name="train_augmented_decoder"),
             Node(
                 nodes.caption_test_images,
                 inputs=["test_representations", "caption_decoder_text", "caption_decoder_noise", "caption_decoder_augmented",
