@@ -58,7 +58,7 @@ def test_fit_is_deterministic_and_keeps_the_logit_scale_frozen(tiny_corpus):
     for key, value in a.model.state_dict().items():
         assert torch.equal(value, b.model.state_dict()[key]), key
     assert any(not torch.equal(v, c.model.state_dict()[k]) for k, v in a.model.state_dict().items())
-    assert a.model.logit_scale.exp().item() == pytest.approx(30.0)
+    assert a.model.logit_scale.exp().item() == pytest.approx(ClipFitConfig().logit_scale)
     assert a.info["source"] == "fit" and len(a.info["fit"]["loss_curve"]) >= 1
 
 
