@@ -2,7 +2,7 @@
 
 The logit scale is frozen: on small data a learnable temperature closes the modality gap almost completely,
 while a fixed one keeps it, as in real CLIP — and the gap is what this study is about. The frozen value is a
-parameter; see conf/base/parameters_prepare.yml for why the default is 35 rather than CLIP's cap of 100.
+parameter; see conf/base/parameters_prepare.yml for why the default is 38 rather than CLIP's cap of 100.
 A fixed step count and seed make the fit deterministic. The optimizer and learning-rate schedule are the
 ones every training loop here builds (diffusion_bridge.training.optim): AdamW, decay on matrices only, fused
 where torch has the kernel (on CPU it is several times faster than the per-tensor loop over the text tower's
@@ -39,7 +39,7 @@ class ClipFitConfig:
     lr: float = 1e-3
     weight_decay: float = 0.1
     warmup_steps: int = 50
-    logit_scale: float = 35.0
+    logit_scale: float = 38.0
     seed: int = 0
     num_workers: int = 2
 
