@@ -12,7 +12,7 @@ from PIL import Image
 
 from diffusion_bridge.clip import ClipModel, load_checkpoint
 from diffusion_bridge.clip.encoding import embed_images, embed_texts
-from diffusion_bridge.clip.fitting import ClipFitConfig, fit_clip
+from diffusion_bridge.clip.fitting import ClipFitConfig, _all_captions, fit_clip, multi_positive_loss
 from diffusion_bridge.corpus.scenes import (
     KINDS,
     POSITIONS,
@@ -24,7 +24,7 @@ from diffusion_bridge.corpus.scenes import (
     sample_scene,
 )
 from diffusion_bridge.corpus.synthetic import held_out_pairs
-from diffusion_bridge.errors import CheckpointError, ImageFilesError
+from diffusion_bridge.errors import CheckpointError, ConfigError, ImageFilesError
 from diffusion_bridge.metrics.attributes import parse_caption
 
 CPU = torch.device("cpu")
@@ -60,6 +60,37 @@ def test_fit_is_deterministic_and_keeps_the_logit_scale_frozen(tiny_corpus):
     assert any(not torch.equal(v, c.model.state_dict()[k]) for k, v in a.model.state_dict().items())
     assert a.model.logit_scale.exp().item() == pytest.approx(ClipFitConfig().logit_scale)
     assert a.info["source"] == "fit" and len(a.info["fit"]["loss_curve"]) >= 1
+
+
+def test_multi_positive_loss_is_clip_loss_with_one_caption_and_targets_every_own_caption():
+    from open_clip.loss import ClipLoss
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.nn.functional.normalize(torch.randn(4, 8, generator=g), dim=-1)
+    texts = torch.nn.functional.normalize(torch.randn(7, 8, generator=g), dim=-1)
+    scale = torch.tensor(38.0)
+    one = multi_positive_loss(images, texts[:4], torch.arange(4), scale)
+    assert one.item() == pytest.approx(ClipLoss()(images, texts[:4], scale).item(), rel=1e-6)
+    owner = torch.tensor([0, 0, 1, 2, 2, 2, 3])
+    logits = (scale * images @ texts.T).double()
+    by_image = -sum(logits[i].log_softmax(0)[owner == i].mean() for i in range(4)) / 4
+    by_caption = -sum(logits[:, j].log_softmax(0)[owner[j]] for j in range(7)) / 7
+    assert multi_positive_loss(images, texts, owner, scale).item() == pytest.approx(((by_image + by_caption) / 2).item(), rel=1e-5)
+    rows, owners = _all_captions(torch.tensor([10, 0, 3]), torch.tensor([2, 3, 1]))
+    assert rows.tolist() == [10, 11, 0, 1, 2, 3] and owners.tolist() == [0, 0, 1, 1, 1, 2]
+
+
+def test_a_fit_with_every_caption_as_positive_runs_seeded_and_a_bad_choice_is_named(tiny_corpus):
+    paths, ids, captions, owners = tiny_corpus
+    config = ClipFitConfig(steps=3, batch_size=8, num_workers=0, positives="all")
+    a, b = (fit_clip(paths, ids, captions, owners, config, CPU, progress=False) for _ in range(2))
+    one = _fit(tiny_corpus, 0)
+    for key, value in a.model.state_dict().items():
+        assert torch.equal(value, b.model.state_dict()[key]), key
+    assert any(not torch.equal(v, one.model.state_dict()[k]) for k, v in a.model.state_dict().items())
+    assert a.info["fit"]["positives"] == "all" and math.isfinite(a.info["fit"]["final_loss"])
+    with pytest.raises(ConfigError, match="positives='both'"):
+        ClipFitConfig(positives="both")
 
 
 def test_saved_model_is_an_open_clip_local_dir(tiny_corpus, tmp_path):

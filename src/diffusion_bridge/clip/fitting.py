@@ -18,13 +18,14 @@ from dataclasses import asdict, dataclass
 
 import open_clip
 import torch
+import torch.nn.functional as F
 from open_clip.loss import ClipLoss
 from torch.utils.data import DataLoader
 
 from diffusion_bridge.clip.encoding import ImageFiles, collate_images
 from diffusion_bridge.clip.model import ClipModel
 from diffusion_bridge.corpus.images import DECODE_AT_CHECK
-from diffusion_bridge.errors import ImageFilesError, InputError
+from diffusion_bridge.errors import ConfigError, ImageFilesError, InputError
 from diffusion_bridge.progress import progress_bar
 from diffusion_bridge.training.optim import lr_scheduler, make_optimizer, param_groups
 
@@ -42,6 +43,16 @@ class ClipFitConfig:
     logit_scale: float = 38.0
     seed: int = 0
     num_workers: int = 2
+    # one: each image meets one of its captions per step (CLIP); all: every caption of each image, a
+    # multi-positive loss (more text signal per image forward, several times the text tower's work).
+    positives: str = "one"
+
+    def __post_init__(self) -> None:
+        if self.positives not in POSITIVES:
+            raise ConfigError(f"clip.fit.positives={self.positives!r}: use one of {list(POSITIVES)}")
+
+
+POSITIVES = ("one", "all")
 
 
 def fit_clip(
@@ -53,7 +64,8 @@ def fit_clip(
     device: torch.device,
     progress: bool = True,
 ) -> ClipModel:
-    """Train `config.model_name` with open_clip's ClipLoss on (image, one of its captions) pairs."""
+    """Train `config.model_name` with open_clip's ClipLoss on (image, one of its captions) pairs, or with every
+    caption of each image of the batch as its positives (`config.positives`)."""
     generator = torch.Generator().manual_seed(config.seed)
     with torch.random.fork_rng():  # seeded initial weights without touching the caller's global RNG
         torch.manual_seed(config.seed)
@@ -77,10 +89,15 @@ def fit_clip(
     bar = progress_bar(range(config.steps), desc="fit CLIP", enabled=progress, leave=False)
     for step in bar:
         images = torch.randperm(len(image_paths), generator=generator)[:batch]
-        pick = (torch.rand(batch, generator=generator) * count[images]).long()
         image_features = model.encode_image(pixels[images.to(device)], normalize=True)
-        text_features = model.encode_text(tokens[(first[images] + pick).to(device)], normalize=True)
-        loss = loss_fn(image_features, text_features, model.logit_scale.exp())
+        if config.positives == "one":
+            pick = (torch.rand(batch, generator=generator) * count[images]).long()
+            text_features = model.encode_text(tokens[(first[images] + pick).to(device)], normalize=True)
+            loss = loss_fn(image_features, text_features, model.logit_scale.exp())
+        else:
+            rows, owner = _all_captions(first[images], count[images].long())
+            text_features = model.encode_text(tokens[rows.to(device)], normalize=True)
+            loss = multi_positive_loss(image_features, text_features, owner.to(device), model.logit_scale.exp())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -103,6 +120,25 @@ def fit_clip(
         },
     }
     return clip
+
+
+def _all_captions(first: torch.Tensor, count: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of every caption of the batch's images, and the batch position of the image owning each."""
+    owner = torch.repeat_interleave(torch.arange(len(first)), count)
+    start = torch.repeat_interleave(torch.cumsum(count, 0) - count, count)
+    return first[owner] + torch.arange(len(owner)) - start, owner
+
+
+def multi_positive_loss(image_features: torch.Tensor, text_features: torch.Tensor, owner: torch.Tensor,
+                        logit_scale: torch.Tensor) -> torch.Tensor:
+    """CLIP's symmetric cross-entropy when image i owns every caption j with owner[j] == i: each image's target
+    is spread evenly over its own captions, each caption's target is its image. With one caption per image it
+    is exactly open_clip's ClipLoss."""
+    logits = logit_scale * image_features @ text_features.T  # [images, captions]
+    own = owner[None, :] == torch.arange(len(image_features), device=owner.device)[:, None]
+    target = own.float() / own.sum(1, keepdim=True)
+    image_to_text = -(target * logits.log_softmax(1)).sum(1).mean()
+    return (image_to_text + F.cross_entropy(logits.T, owner)) / 2
 
 
 def _load_pixels(clip: ClipModel, paths, ids, config: ClipFitConfig, device: torch.device) -> torch.Tensor:
