@@ -69,3 +69,22 @@ def test_wrong_embedding_width_is_named(make_model):
     model = make_model(vocab_size=30)
     with pytest.raises(InputError, match=r"shape \(2, 12\).*\[N, 16\]"):
         model.check_embeddings(torch.zeros(2, 12))
+
+
+def test_the_fused_tanh_gelu_computes_gpt2s_gelu_and_dropout_is_a_setting(make_embeddings):
+    """The default run's scratch decoder swaps GPT-2's gelu_new for its one-kernel twin and turns dropout off:
+    the first must not change what the model computes, the second must reach every dropout of GPT-2."""
+    tokens = torch.tensor([[5, 6, 7, 1], [8, 9, 1, 0]])
+    x = make_embeddings(2)
+    logits = []
+    for activation in ("gelu_new", "gelu_pytorch_tanh"):
+        torch.manual_seed(0)
+        model = PrefixCaptioner.from_scratch(16, 20, n_layer=2, n_head=2, n_embd=32, n_positions=16, prefix_length=3,
+                                             activation=activation).eval()
+        logits.append(model(x, tokens))
+    torch.testing.assert_close(logits[0], logits[1], rtol=1e-5, atol=1e-6)
+    quiet = PrefixCaptioner.from_scratch(16, 20, n_layer=1, n_head=2, n_embd=32, n_positions=16, dropout=0.0)
+    config = quiet.gpt.config
+    assert (config.resid_pdrop, config.embd_pdrop, config.attn_pdrop) == (0.0, 0.0, 0.0)
+    quiet.train()
+    torch.testing.assert_close(quiet(x, tokens), quiet(x, tokens))  # no dropout: training mode is deterministic

@@ -56,10 +56,15 @@ class PrefixCaptioner(nn.Module):
     @classmethod
     def from_scratch(cls, embed_dim: int, vocab_size: int, n_layer: int, n_head: int, n_embd: int,
                      n_positions: int, prefix_length: int = PREFIX_LENGTH,
-                     eos_id: int | None = None) -> PrefixCaptioner:
-        """A small randomly initialised GPT-2 for the offline corpus (no download)."""
+                     eos_id: int | None = None, dropout: float = 0.1,
+                     activation: str = "gelu_new") -> PrefixCaptioner:
+        """A small randomly initialised GPT-2 for the offline corpus (no download). `dropout` (embeddings,
+        attention, residuals) and `activation` default to GPT-2's own; `gelu_pytorch_tanh` is the same tanh
+        approximation as `gelu_new` in one fused kernel."""
         config = GPT2Config(vocab_size=vocab_size, n_positions=n_positions, n_embd=n_embd,
-                            n_layer=n_layer, n_head=n_head, bos_token_id=eos_id, eos_token_id=eos_id)
+                            n_layer=n_layer, n_head=n_head, bos_token_id=eos_id, eos_token_id=eos_id,
+                            resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout,
+                            activation_function=activation)
         return cls(GPT2LMHeadModel(config), embed_dim, prefix_length)
 
     @classmethod

@@ -64,6 +64,7 @@ def new_decoder(backbone: Mapping[str, Any], embed_dim: int, vocab: CaptionVocab
     return PrefixCaptioner.from_scratch(
         embed_dim, vocab.vocab_size, backbone["n_layer"], backbone["n_head"], backbone["n_embd"],
         backbone["n_positions"], backbone["prefix_length"], eos_id=vocab.eos_id,
+        dropout=backbone.get("dropout", 0.1), activation=backbone.get("activation", "gelu_new"),
     )
 
 
