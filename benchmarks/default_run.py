@@ -4,7 +4,7 @@ Each configuration runs in its own temporary copy of the project (conf/ and the 
 an empty data/), as a fresh clone would: the synthetic corpus is rendered, CLIP fitted, and so on.
 Node times come from the run manifest (data/09_tracking/run_manifest.json), which records every node's
 wall time. The baseline is the default study as of 03f2cab, rebuilt with --params on today's code:
-SynthCLIP-Tiny at lr 1e-3 and 6 decoder epochs.
+SynthCLIP-Tiny at lr 1e-3 and logit scale 30, 6 decoder epochs with GPT-2's dropout and GELU.
 
     python benchmarks/default_run.py                         # current defaults, then the baseline (~10 min)
     python benchmarks/default_run.py --skip-baseline         # current defaults only (~5 min)
@@ -27,7 +27,8 @@ import torch
 from _common import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
-BASELINE = "clip.model_name=SynthCLIP-Tiny,clip.fit.lr=0.001,caption.training.epochs=6"
+BASELINE = ("clip.model_name=SynthCLIP-Tiny,clip.fit.lr=0.001,clip.fit.logit_scale=30.0,caption.training.epochs=6,"
+            "caption.backbone.dropout=0.1,caption.backbone.activation=gelu_new")
 
 
 def run_default(params: str | None) -> dict:
