@@ -32,7 +32,9 @@ from _common import write_results
 from diffusion_bridge.clip.encoding import embed_images, embed_texts
 from diffusion_bridge.clip.fitting import ClipFitConfig, fit_clip
 from diffusion_bridge.corpus.synthetic import SyntheticSpec, render_corpus
+from diffusion_bridge.metrics.alignment import centroid_distance, image_to_text_recall
 from diffusion_bridge.metrics.attributes import parse_caption
+from diffusion_bridge.study.gap import rows_of, same_image_caption_cosine
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
@@ -61,20 +63,15 @@ def measure(clip, paths, ids, kinds, captions, owners) -> dict:
     image = F.normalize(embed_images(clip, paths, ids, CPU, num_workers=0, progress=False), dim=-1)
     text = F.normalize(embed_texts(clip, captions, CPU, num_workers=0, progress=False), dim=-1)
     said = [parse_caption(c).kinds for c in captions]
-    position = {i: k for k, i in enumerate(ids)}
-    own = torch.tensor([position[o] for o in owners])
-    similarity = image @ text.T
-    best = similarity.argmax(1).tolist()
+    owner = rows_of(torch.tensor(ids), torch.tensor(owners))
+    best = (image @ text.T).argmax(1).tolist()
     named = sum(len(said[b]) for b in best)
     right = sum(len(said[b] & kinds[i]) for i, b in enumerate(best))
     chance = sum(len(s & k) for k in kinds for s in said) / (len(kinds) * sum(len(s) for s in said))
-    top10 = similarity.topk(10, dim=1).indices
-    r10 = (own[top10] == torch.arange(len(ids))[:, None]).any(1).float().mean()
-    same = own[:, None] == own[None, :]
-    same &= ~torch.eye(len(own), dtype=torch.bool)
-    return {"kind_precision": round(right / named, 3), "chance": round(chance, 3), "i2t_R@10": round(float(r10), 3),
-            "centroid_gap": round(float((image.mean(0) - text.mean(0)).norm()), 3),
-            "same_image_caption_cosine": round(float((text @ text.T)[same].mean()), 3)}
+    return {"kind_precision": round(right / named, 3), "chance": round(chance, 3),
+            "i2t_R@10": round(image_to_text_recall(image, text, owner, ks=(10,))["R@10"], 3),
+            "centroid_gap": round(centroid_distance(image, text), 3),
+            "same_image_caption_cosine": round(same_image_caption_cosine(text, owner), 3)}
 
 
 def main() -> None:

@@ -44,3 +44,12 @@ def test_a_misspelt_claim_is_refused_by_name():
     params["caption"]["claims"][1]["metrics"] = ["CIDEr", "BLEU"]
     with pytest.raises(ConfigError, match=r"caption\.claims\[1\]\.metrics='BLEU'"):
         check_parameters(params, ["caption"])
+
+
+def test_a_scratch_decoder_setting_that_cannot_build_is_refused_by_name():
+    for key, value, message in (("activation", "gelu_fast_typo", r"caption\.backbone\.activation='gelu_fast_typo'"),
+                                ("dropout", 1.5, r"caption\.backbone\.dropout=1\.5")):
+        params = copy.deepcopy(_config("base")["parameters"])
+        params["caption"]["backbone"][key] = value
+        with pytest.raises(ConfigError, match=message):
+            check_parameters(params, ["caption"])

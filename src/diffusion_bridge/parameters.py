@@ -120,6 +120,7 @@ def check_caption(p: Params) -> None:
     from diffusion_bridge.study.representations import NAMES
 
     _one_of(p["backbone"]["source"], ("scratch", "pretrained"), "caption.backbone.source")
+    _check_scratch_backbone(p["backbone"])
     DecoderTrainConfig(**p["training"])
     _one_of(p["generation"]["method"], ("greedy", "beam"), "caption.generation.method")
     for name in ("max_length", "batch_size", "beam_size"):
@@ -135,6 +136,18 @@ def check_caption(p: Params) -> None:
     for decoder, evaluation in p["table5"].items():
         _one_of(evaluation, sorted(p["evaluations"]), f"caption.table5.{decoder}")
     _check_claims(p.get("claims", []), sorted(p["evaluations"]))
+
+
+def _check_scratch_backbone(backbone: Params) -> None:
+    """The scratch decoder's dropout and activation, checked here rather than when its node builds it, after
+    CLIP, the diffusion model and the bridge have run."""
+    from transformers.activations import ACT2FN
+
+    if "activation" in backbone:
+        _one_of(backbone["activation"], sorted(ACT2FN), "caption.backbone.activation")
+    dropout = backbone.get("dropout", 0.0)
+    if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"caption.backbone.dropout={dropout!r}: give a probability in [0, 1)")
 
 
 def _check_claims(claims: Any, evaluations: list[str]) -> None:

@@ -112,5 +112,5 @@ def test_train_captions_are_tokenised_once_and_each_decoder_gets_its_own_rows():
     assert rows.lengths.tolist() == expected.lengths.tolist()
     for row, length in enumerate(expected.lengths.tolist()):
         assert rows.tokens[row, :length].tolist() == expected.tokens[row, :length].tolist()
-    with pytest.raises(InputError, match=r"sentids \[12\].*rerun `prepare`"):
+    with pytest.raises(InputError, match=r"ids \[12\] have no row.*rerun `prepare`"):
         rows_for(tokenised, torch.tensor([10, 12]))

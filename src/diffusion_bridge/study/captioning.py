@@ -27,7 +27,7 @@ from diffusion_bridge.decoder.training import (
 )
 from diffusion_bridge.decoder.vocabulary import CaptionVocabulary, ClipBpeVocabulary, GPT2Vocabulary
 from diffusion_bridge.devices import resolve_device
-from diffusion_bridge.errors import ConfigError, InputError
+from diffusion_bridge.errors import ConfigError
 from diffusion_bridge.metrics.attributes import attribute_accuracy, per_image_counts
 from diffusion_bridge.metrics.captioning import (
     caption_metrics,
@@ -38,6 +38,7 @@ from diffusion_bridge.metrics.captioning import (
 )
 from diffusion_bridge.serialization import Tensors
 from diffusion_bridge.study.claims import Claim, judge
+from diffusion_bridge.study.gap import rows_of
 from diffusion_bridge.study.intervals import RESAMPLES, PerImage, resample_indices
 from diffusion_bridge.study.representations import Representations
 from diffusion_bridge.training.checkpoint import tensor_digest
@@ -57,6 +58,10 @@ def new_vocabulary(backbone: Mapping[str, Any], train_captions: Sequence[str]) -
     return ClipBpeVocabulary.fit(list(train_captions))
 
 
+# Optional backbone settings of the scratch decoder (PrefixCaptioner.from_scratch keeps GPT-2's when absent).
+SCRATCH_OPTIONS = ("dropout", "activation")
+
+
 def new_decoder(backbone: Mapping[str, Any], embed_dim: int, vocab: CaptionVocabulary) -> PrefixCaptioner:
     """A fresh decoder for `vocab`: GPT-2 from `name_or_path` (the paper) or a small GPT-2 from scratch."""
     if backbone["source"] == "pretrained":
@@ -64,7 +69,7 @@ def new_decoder(backbone: Mapping[str, Any], embed_dim: int, vocab: CaptionVocab
     return PrefixCaptioner.from_scratch(
         embed_dim, vocab.vocab_size, backbone["n_layer"], backbone["n_head"], backbone["n_embd"],
         backbone["n_positions"], backbone["prefix_length"], eos_id=vocab.eos_id,
-        dropout=backbone.get("dropout", 0.1), activation=backbone.get("activation", "gelu_new"),
+        **{key: backbone[key] for key in SCRATCH_OPTIONS if key in backbone},
     )
 
 
@@ -82,12 +87,7 @@ def tokenise_train_captions(captions: pd.DataFrame, backbone: Mapping[str, Any],
 
 def rows_for(tokenised: Tensors, sentids: Tensor) -> TokenisedCaptions:
     """The tokenised captions of `sentids`, in that order (one per decoder input row)."""
-    position = {int(s): k for k, s in enumerate(tokenised["sentid"].tolist())}
-    missing = [int(s) for s in sentids.tolist() if int(s) not in position]
-    if missing:
-        raise InputError(f"{len(missing)} training inputs have no tokenised train caption (sentids {missing[:5]}); "
-                         "the embeddings and the captions table come from different runs. Fix: rerun `prepare`.")
-    rows = torch.tensor([position[int(s)] for s in sentids.tolist()], dtype=torch.long)
+    rows = rows_of(tokenised["sentid"], sentids.long())
     return TokenisedCaptions(tokenised["tokens"][rows], tokenised["lengths"][rows])
 
 
